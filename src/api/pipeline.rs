@@ -1,0 +1,263 @@
+//! `Pipeline`: how one application is deployed through an ordered chain of environments.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Desired deployment of one application: environments in promotion order.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "conveyor.dev",
+    version = "v1alpha1",
+    kind = "Pipeline",
+    namespaced,
+    status = "PipelineStatus",
+    shortname = "pl",
+    category = "conveyor",
+    doc = "A Pipeline describes how one application is deployed: its environments in promotion order, their gates and health checks.",
+    printcolumn(name = "Environments", type_ = "string", json_path = ".status.summary", description = "Phase per environment"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Status", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].message", priority = 1),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineSpec {
+    /// Environments in promotion order; a release enters environment i only once it is Healthy in i-1.
+    pub environments: Vec<Environment>,
+    /// What happens when a health check fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackPolicy>,
+    /// Entries kept per environment in `status.environments[].history` (1–100, default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_limit: Option<i32>,
+}
+
+/// One environment of a pipeline.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Environment {
+    /// Name, a DNS-1123 label (for example `staging`); unique within the pipeline.
+    pub name: String,
+    /// Namespace the artifact's objects are applied to.
+    pub namespace: String,
+    /// `Automatic` promotes on health; `Manual` waits for `conveyor approve`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+    /// How long a release must stay healthy here before it is promoted on (`0s`, `10m`, `1h30m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak: Option<String>,
+    /// Health checks that decide whether a release is healthy here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_checks: Option<HealthChecks>,
+    /// ServiceAccount (in `namespace`) to impersonate when applying objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+}
+
+/// Whether promotion into an environment needs a person.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum Approval {
+    /// Promote as soon as the previous environment is healthy (and soaked).
+    #[default]
+    Automatic,
+    /// Wait in `AwaitingApproval` until approved.
+    Manual,
+}
+
+/// Health checks of one environment.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthChecks {
+    /// Overall deadline for the environment to become healthy (default `5m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Wait for the artifact's Deployments, StatefulSets and DaemonSets to become ready (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workloads: Option<bool>,
+    /// HTTP GET checks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http: Vec<HttpCheck>,
+    /// PromQL checks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prometheus: Vec<PrometheusCheck>,
+}
+
+/// An HTTP GET health check.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpCheck {
+    /// Name shown in status (defaults to the URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `http://` or `https://` URL to GET.
+    pub url: String,
+    /// Expected HTTP status code (default 200).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_status: Option<i32>,
+    /// Time between probes (default `5s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// Consecutive successes needed to pass (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_threshold: Option<i32>,
+    /// Failures tolerated before the check fails (default 0: the first failure fails it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_limit: Option<i32>,
+}
+
+/// A PromQL health check evaluated against the Prometheus HTTP API.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusCheck {
+    /// Name shown in status.
+    pub name: String,
+    /// Instant query returning a single value.
+    pub query: String,
+    /// Condition on the value: an operator (`<`, `<=`, `>`, `>=`, `==`, `!=`) and a number, e.g. `< 0.05`.
+    pub condition: String,
+    /// Time between queries (default `10s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// Failures tolerated before the check fails (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_limit: Option<i32>,
+    /// Prometheus base URL overriding the controller default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+/// Rollback behaviour on a failed health check.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackPolicy {
+    /// Re-apply the last healthy release when a check fails (default: the controller's `rollback_enabled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automatic: Option<bool>,
+}
+
+/// Observed state of a Pipeline, written only by the controller.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, `Reconciling` and `Stalled` (kstatus).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// One line per environment for `kubectl get` (`development=Healthy staging=Idle`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// State of each environment, in spec order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environments: Vec<EnvironmentStatus>,
+}
+
+/// Phase of one environment.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum EnvironmentPhase {
+    /// Nothing deployed yet, or nothing to do.
+    #[default]
+    Idle,
+    /// Objects are being applied.
+    Deploying,
+    /// Health checks are running.
+    Verifying,
+    /// Healthy, waiting out the soak time.
+    Soaking,
+    /// Healthy and soaked, waiting for `conveyor approve`.
+    AwaitingApproval,
+    /// The current release is healthy here.
+    Healthy,
+    /// The previous healthy release is being restored.
+    RollingBack,
+    /// The release failed here and nothing could be restored.
+    Failed,
+}
+
+/// State of one environment of a Pipeline.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentStatus {
+    /// Environment name, as in spec.
+    pub name: String,
+    /// Current phase.
+    pub phase: EnvironmentPhase,
+    /// The release running here now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<DeployedRelease>,
+    /// The release that ran here before `current`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<DeployedRelease>,
+    /// Objects Conveyor applied here (used for pruning).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inventory: Vec<InventoryEntry>,
+    /// Past deployments, newest first, at most `spec.historyLimit`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryEntry>,
+}
+
+/// A release deployed into an environment.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeployedRelease {
+    /// Release object name.
+    pub release: String,
+    /// Release version.
+    pub version: String,
+    /// Artifact digest (`sha256:…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// When it started running here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Time>,
+}
+
+/// An object Conveyor applied into an environment.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryEntry {
+    /// `group/version` or `version`.
+    pub api_version: String,
+    /// Object kind.
+    pub kind: String,
+    /// Namespace, absent for cluster-scoped objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Object name.
+    pub name: String,
+}
+
+/// Outcome of a finished deployment.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum DeploymentResult {
+    /// Became healthy.
+    Succeeded,
+    /// Failed its checks.
+    Failed,
+    /// Failed and the previous release was restored.
+    RolledBack,
+}
+
+/// One past deployment in an environment.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    /// Unique id of this deployment.
+    pub deployment_id: String,
+    /// Release object name.
+    pub release: String,
+    /// Release version.
+    pub version: String,
+    /// Outcome.
+    pub result: DeploymentResult,
+    /// When the deployment started.
+    pub started_at: Time,
+    /// When it finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Time>,
+    /// Why it ended the way it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}

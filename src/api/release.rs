@@ -1,0 +1,210 @@
+//! `Release`: one immutable version of an application, packaged from git.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::pipeline::EnvironmentPhase;
+
+/// One version of an application: where its manifests come from. Immutable once packaged.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "conveyor.dev",
+    version = "v1alpha1",
+    kind = "Release",
+    namespaced,
+    status = "ReleaseStatus",
+    shortname = "rel",
+    category = "conveyor",
+    doc = "A Release is one version of an application, packaged from git into an immutable artifact and walked through its Pipeline's environments.",
+    printcolumn(name = "Pipeline", type_ = "string", json_path = ".spec.pipeline"),
+    printcolumn(name = "Version", type_ = "string", json_path = ".spec.version"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Environment", type_ = "string", json_path = ".status.environment", description = "Furthest environment reached"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Status", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].message", priority = 1),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseSpec {
+    /// Name of the Pipeline (same namespace) this release goes through.
+    pub pipeline: String,
+    /// SemVer 2.0 version, unique within the pipeline (for example `2.4.1`).
+    pub version: String,
+    /// Where the manifests come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+    /// Release notes; generated from git history when empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+}
+
+/// Source of a release's manifests.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Source {
+    /// A git repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<GitSource>,
+    /// Directory of manifests inside the repository (default: the repository root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// A git repository and the ref to package.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GitSource {
+    /// `https://`, `ssh://` (or `user@host:path`) or `file://` URL.
+    pub url: String,
+    /// Exactly one of tag, commit or branch; resolved once and recorded in `status.commit`.
+    #[serde(rename = "ref")]
+    pub reference: GitRef,
+    /// Secret in the same namespace with credentials (`username`/`password`, or `identity`/`known_hosts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretRef>,
+}
+
+/// A git ref: exactly one field is set.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GitRef {
+    /// A tag name, e.g. `v2.4.1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// A full commit id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// A branch name, resolved to its head once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+}
+
+/// Reference to a Secret in the same namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct SecretRef {
+    /// Secret name.
+    pub name: String,
+}
+
+/// Packaging phase of a Release.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum ReleasePhase {
+    /// Accepted, not packaged yet.
+    #[default]
+    Pending,
+    /// Fetching git and building the artifact.
+    Packaging,
+    /// The artifact is stored; the release can be deployed.
+    Packaged,
+    /// Packaging failed.
+    Failed,
+}
+
+/// Observed state of a Release, written only by the controller.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Packaging phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<ReleasePhase>,
+    /// The exact commit packaged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// The packaged artifact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<Artifact>,
+    /// Release notes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    /// Furthest environment this release has reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// This release's journey, one entry per environment reached.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environments: Vec<ReleaseEnvironment>,
+    /// `Ready`, `Reconciling` and `Stalled` (kstatus).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// A packaged artifact.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Artifact {
+    /// `sha256:` digest of the gzip'd tar.
+    pub digest: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// Manifest files.
+    pub files: i32,
+    /// Kubernetes objects.
+    pub objects: i32,
+}
+
+/// A release's state in one environment.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseEnvironment {
+    /// Environment name.
+    pub name: String,
+    /// Phase of this release there.
+    pub phase: EnvironmentPhase,
+    /// Deployment id (matches the Pipeline's history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<String>,
+    /// When the deployment started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// When it finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Time>,
+    /// Health check results.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckResult>,
+}
+
+/// Kind of health check.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum CheckType {
+    /// Workload readiness.
+    Workloads,
+    /// HTTP GET.
+    Http,
+    /// PromQL query.
+    Prometheus,
+}
+
+/// Verdict of a health check.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum CheckVerdict {
+    /// Still running.
+    Pending,
+    /// Passed.
+    Passed,
+    /// Failed.
+    Failed,
+}
+
+/// Latest result of one health check.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckResult {
+    /// Check name.
+    pub name: String,
+    /// Check type.
+    #[serde(rename = "type")]
+    pub type_: CheckType,
+    /// Verdict.
+    pub result: CheckVerdict,
+    /// Human-readable detail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When the result was observed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Time>,
+}

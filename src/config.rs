@@ -1,0 +1,376 @@
+//! One typed configuration, parsed and validated once at start.
+//!
+//! Sources, later ones winning: built-in defaults, the YAML file (`--config`), then
+//! `CONVEYOR_<KEY>` environment variables (lists comma-separated). Unknown keys and bad
+//! values are errors naming the key and where it came from.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::core::{duration, validate::is_dns_label};
+
+/// A configuration error naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    /// The file is not valid YAML or has an unknown key or wrongly typed value.
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    /// A key has a bad value.
+    #[error("config key `{key}` (from {origin}): {message}")]
+    Invalid { key: &'static str, origin: String, message: String },
+}
+
+/// Result with a config [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The controller's configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Environments `conveyor init` proposes.
+    pub environments: Vec<String>,
+    /// Default for `spec.rollback.automatic`.
+    pub rollback_enabled: bool,
+    /// Default health-check deadline per environment.
+    pub validation_timeout: Duration,
+    /// Deadline for one git fetch.
+    pub git_timeout: Duration,
+    /// Prefix of release tags (`v` gives `v2.4.1`; empty allowed).
+    pub tag_prefix: String,
+    /// File release notes are prepended to.
+    pub changelog_file: PathBuf,
+    /// Webhook URLs notified of deployments.
+    pub notification_webhooks: Vec<url::Url>,
+    /// Address of `/metrics`, `/healthz`, `/readyz`.
+    pub metrics_address: SocketAddr,
+    /// Directory of the content-addressed artifact store.
+    pub artifact_dir: PathBuf,
+    /// Default Prometheus base URL for checks.
+    pub prometheus_address: url::Url,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Only one replica reconciles, elected on a Lease.
+    pub leader_election: bool,
+    /// Name of the Lease.
+    pub lease_name: String,
+    /// Namespace of the Lease (empty: the pod's namespace, else `default`).
+    pub lease_namespace: String,
+    /// How long a leader holds the Lease without renewing it.
+    pub lease_duration: Duration,
+    /// Watch Pipelines and Releases in this namespace only (empty: all namespaces).
+    pub watch_namespace: String,
+}
+
+/// Keys as they appear in the file; every field optional so defaults fill the gaps.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    environments: Option<Vec<String>>,
+    rollback_enabled: Option<bool>,
+    validation_timeout: Option<String>,
+    git_timeout: Option<String>,
+    tag_prefix: Option<String>,
+    changelog_file: Option<String>,
+    notification_webhooks: Option<Vec<String>>,
+    metrics_address: Option<String>,
+    artifact_dir: Option<String>,
+    prometheus_address: Option<String>,
+    log_format: Option<String>,
+    leader_election: Option<bool>,
+    lease_name: Option<String>,
+    lease_namespace: Option<String>,
+    lease_duration: Option<String>,
+    watch_namespace: Option<String>,
+}
+
+/// Every key, as written in the file; `CONVEYOR_` + upper case gives the env var.
+pub const KEYS: &[&str] = &[
+    "environments",
+    "rollback_enabled",
+    "validation_timeout",
+    "git_timeout",
+    "tag_prefix",
+    "changelog_file",
+    "notification_webhooks",
+    "metrics_address",
+    "artifact_dir",
+    "prometheus_address",
+    "log_format",
+    "leader_election",
+    "lease_name",
+    "lease_namespace",
+    "lease_duration",
+    "watch_namespace",
+];
+
+/// The environment variable that overrides `key`.
+pub fn env_var(key: &str) -> String {
+    format!("CONVEYOR_{}", key.to_ascii_uppercase())
+}
+
+impl Config {
+    /// Loads from an optional file and the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self> {
+        let vars: BTreeMap<String, String> = std::env::vars().collect();
+        Self::load_from(file, &vars)
+    }
+
+    /// Loads from an optional file and the given environment (for tests).
+    pub fn load_from(file: Option<&Path>, vars: &BTreeMap<String, String>) -> Result<Self> {
+        let (mut raw, file_origin) = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
+                (parse_file(path, &text)?, format!("file {}", path.display()))
+            }
+            None => (RawConfig::default(), "defaults".to_owned()),
+        };
+        let mut origins: BTreeMap<&'static str, String> = BTreeMap::new();
+        for key in KEYS {
+            let var = env_var(key);
+            if let Some(value) = vars.get(&var) {
+                apply_env(&mut raw, key, value).map_err(|message| Error::Invalid { key, origin: format!("env {var}"), message })?;
+                origins.insert(key, format!("env {var}"));
+            }
+        }
+        let origin = |key: &'static str| origins.get(key).cloned().unwrap_or_else(|| file_origin.clone());
+        build(raw, &origin)
+    }
+}
+
+fn parse_file(path: &Path, text: &str) -> Result<RawConfig> {
+    if text.trim().is_empty() {
+        return Ok(RawConfig::default());
+    }
+    serde_norway::from_str(text).map_err(|e| Error::Parse {
+        path: path.to_owned(),
+        message: format!("{e} (known keys: {})", KEYS.join(", ")),
+    })
+}
+
+fn parse_bool(value: &str) -> std::result::Result<bool, String> {
+    match value.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => Err(format!("`{other}` is not true or false")),
+    }
+}
+
+fn split_list(value: &str) -> Vec<String> {
+    value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+fn apply_env(raw: &mut RawConfig, key: &str, value: &str) -> std::result::Result<(), String> {
+    let s = Some(value.to_owned());
+    match key {
+        "environments" => raw.environments = Some(split_list(value)),
+        "rollback_enabled" => raw.rollback_enabled = Some(parse_bool(value)?),
+        "validation_timeout" => raw.validation_timeout = s,
+        "git_timeout" => raw.git_timeout = s,
+        "tag_prefix" => raw.tag_prefix = s,
+        "changelog_file" => raw.changelog_file = s,
+        "notification_webhooks" => raw.notification_webhooks = Some(split_list(value)),
+        "metrics_address" => raw.metrics_address = s,
+        "artifact_dir" => raw.artifact_dir = s,
+        "prometheus_address" => raw.prometheus_address = s,
+        "log_format" => raw.log_format = s,
+        "leader_election" => raw.leader_election = Some(parse_bool(value)?),
+        "lease_name" => raw.lease_name = s,
+        "lease_namespace" => raw.lease_namespace = s,
+        "lease_duration" => raw.lease_duration = s,
+        "watch_namespace" => raw.watch_namespace = s,
+        other => unreachable!("KEYS and apply_env disagree about `{other}`"),
+    }
+    Ok(())
+}
+
+fn build(raw: RawConfig, origin: &dyn Fn(&'static str) -> String) -> Result<Config> {
+    let invalid = |key: &'static str, message: String| Error::Invalid { key, origin: origin(key), message };
+    let dur = |key: &'static str, value: Option<String>, default: &str| -> Result<Duration> {
+        duration::parse(value.as_deref().unwrap_or(default)).map_err(|m| invalid(key, m))
+    };
+    let http_url = |key: &'static str, value: &str| -> Result<url::Url> {
+        match url::Url::parse(value) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(u),
+            _ => Err(invalid(key, format!("`{value}` is not an http:// or https:// URL"))),
+        }
+    };
+
+    let environments = raw.environments.unwrap_or_else(|| vec!["development".into(), "staging".into(), "production".into()]);
+    if environments.is_empty() {
+        return Err(invalid("environments", "is empty; list at least one environment name".into()));
+    }
+    if let Some(bad) = environments.iter().find(|e| !is_dns_label(e)) {
+        return Err(invalid("environments", format!("`{bad}` is not a DNS-1123 label (lowercase letters, digits, '-')")));
+    }
+    let validation_timeout = dur("validation_timeout", raw.validation_timeout, "5m")?;
+    if validation_timeout.is_zero() {
+        return Err(invalid("validation_timeout", "must be greater than 0s".into()));
+    }
+    let git_timeout = dur("git_timeout", raw.git_timeout, "30s")?;
+    if git_timeout.is_zero() {
+        return Err(invalid("git_timeout", "must be greater than 0s".into()));
+    }
+    let lease_duration = dur("lease_duration", raw.lease_duration, "15s")?;
+    if lease_duration < Duration::from_secs(5) {
+        return Err(invalid("lease_duration", "must be at least 5s".into()));
+    }
+    let tag_prefix = raw.tag_prefix.unwrap_or_else(|| "v".into());
+    if tag_prefix.chars().any(|c| c.is_whitespace() || "~^:?*[\\".contains(c)) {
+        return Err(invalid("tag_prefix", format!("`{tag_prefix}` cannot start a git tag name")));
+    }
+    let changelog_file = raw.changelog_file.unwrap_or_else(|| "CHANGELOG.md".into());
+    if changelog_file.trim().is_empty() {
+        return Err(invalid("changelog_file", "is empty; name a file such as CHANGELOG.md".into()));
+    }
+    let notification_webhooks = raw
+        .notification_webhooks
+        .unwrap_or_default()
+        .iter()
+        .map(|u| http_url("notification_webhooks", u))
+        .collect::<Result<Vec<_>>>()?;
+    let metrics_raw = raw.metrics_address.unwrap_or_else(|| "0.0.0.0:8080".into());
+    let metrics_address = metrics_raw
+        .parse()
+        .map_err(|_| invalid("metrics_address", format!("`{metrics_raw}` is not HOST:PORT with an IP address, e.g. 0.0.0.0:8080")))?;
+    let artifact_dir = raw.artifact_dir.unwrap_or_else(|| "/var/lib/conveyor/artifacts".into());
+    if artifact_dir.trim().is_empty() {
+        return Err(invalid("artifact_dir", "is empty; name a writable directory".into()));
+    }
+    let prometheus_address = http_url("prometheus_address", raw.prometheus_address.as_deref().unwrap_or("http://prometheus:9090"))?;
+    let log_format = match raw.log_format.as_deref().unwrap_or("text") {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => return Err(invalid("log_format", format!("`{other}` is not text or json"))),
+    };
+    let lease_name = raw.lease_name.unwrap_or_else(|| "conveyor-controller".into());
+    if !super::core::validate::is_dns_subdomain(&lease_name) {
+        return Err(invalid("lease_name", format!("`{lease_name}` is not a valid object name")));
+    }
+    let lease_namespace = raw.lease_namespace.unwrap_or_default();
+    if !lease_namespace.is_empty() && !is_dns_label(&lease_namespace) {
+        return Err(invalid("lease_namespace", format!("`{lease_namespace}` is not a valid namespace name")));
+    }
+    let watch_namespace = raw.watch_namespace.unwrap_or_default();
+    if !watch_namespace.is_empty() && !is_dns_label(&watch_namespace) {
+        return Err(invalid("watch_namespace", format!("`{watch_namespace}` is not a valid namespace name")));
+    }
+    Ok(Config {
+        environments,
+        rollback_enabled: raw.rollback_enabled.unwrap_or(true),
+        validation_timeout,
+        git_timeout,
+        tag_prefix,
+        changelog_file: changelog_file.into(),
+        notification_webhooks,
+        metrics_address,
+        artifact_dir: artifact_dir.into(),
+        prometheus_address,
+        log_format,
+        leader_election: raw.leader_election.unwrap_or(true),
+        lease_name,
+        lease_namespace,
+        lease_duration,
+        watch_namespace,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    fn load(text: &str, vars: &[(&str, &str)]) -> Result<Config> {
+        let f = file(text);
+        let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::load_from(Some(f.path()), &vars)
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let c = Config::load_from(None, &BTreeMap::new()).unwrap();
+        assert_eq!(c.environments, ["development", "staging", "production"]);
+        assert!(c.rollback_enabled);
+        assert_eq!(c.validation_timeout, Duration::from_secs(300));
+        assert_eq!(c.git_timeout, Duration::from_secs(30));
+        assert_eq!(c.tag_prefix, "v");
+        assert_eq!(c.changelog_file, PathBuf::from("CHANGELOG.md"));
+        assert!(c.notification_webhooks.is_empty());
+        assert!(c.leader_election);
+    }
+
+    #[test]
+    fn the_shipped_config_file_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/conveyor.yaml");
+        Config::load_from(Some(&path), &BTreeMap::new()).unwrap();
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = load("tag_prefx: v\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("tag_prefx"), "{err}");
+        assert!(err.contains("known keys"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_named_with_their_origin() {
+        let cases = [
+            ("git_timeout: soon\n", "git_timeout"),
+            ("validation_timeout: 0s\n", "validation_timeout"),
+            ("metrics_address: localhost\n", "metrics_address"),
+            ("prometheus_address: prometheus:9090\n", "prometheus_address"),
+            ("log_format: xml\n", "log_format"),
+            ("environments: [Dev]\n", "environments"),
+            ("notification_webhooks: [\"ftp://x\"]\n", "notification_webhooks"),
+            ("rollback_enabled: maybe\n", "rollback_enabled"),
+        ];
+        for (text, key) in cases {
+            let err = load(text, &[]).unwrap_err().to_string();
+            assert!(err.contains(key), "{text:?} gave {err}");
+        }
+    }
+
+    #[test]
+    fn env_vars_override_the_file_and_are_named_when_bad() {
+        let c = load(
+            "tag_prefix: v\nenvironments: [a]\n",
+            &[("CONVEYOR_TAG_PREFIX", ""), ("CONVEYOR_ENVIRONMENTS", "dev, prod"), ("CONVEYOR_ROLLBACK_ENABLED", "false")],
+        )
+        .unwrap();
+        assert_eq!(c.tag_prefix, "");
+        assert_eq!(c.environments, ["dev", "prod"]);
+        assert!(!c.rollback_enabled);
+
+        let err = load("", &[("CONVEYOR_GIT_TIMEOUT", "forever")]).unwrap_err().to_string();
+        assert!(err.contains("git_timeout") && err.contains("env CONVEYOR_GIT_TIMEOUT"), "{err}");
+    }
+
+    #[test]
+    fn every_key_has_an_env_override() {
+        for key in KEYS {
+            let mut raw = RawConfig::default();
+            let value = if key.ends_with("enabled") || *key == "leader_election" { "true" } else { "x" };
+            apply_env(&mut raw, key, value).unwrap();
+        }
+    }
+}

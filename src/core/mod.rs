@@ -1,0 +1,10 @@
+//! The decision core: pure and synchronous. No kube client, tokio, git, HTTP, clock or env reads;
+//! time comes in as an argument.
+
+pub mod conditions;
+pub mod duration;
+pub mod status;
+pub mod threshold;
+pub mod validate;
+
+pub use validate::Problem;

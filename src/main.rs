@@ -1,0 +1,159 @@
+//! `conveyor`: the controller and the command line. Composition root; anyhow lives only here.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use conveyor::config::Config;
+use conveyor::leader::Election;
+use conveyor::reconcile::{self, Context};
+use conveyor::telemetry::{self, Metrics};
+use tokio_util::sync::CancellationToken;
+
+/// Ships releases through environments in order: package, deploy, verify, promote, roll back.
+#[derive(Parser)]
+#[command(name = "conveyor", version, about)]
+struct Cli {
+    /// Configuration file (see config/conveyor.yaml); every key is also read from CONVEYOR_<KEY>.
+    #[arg(long, global = true, env = "CONVEYOR_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controller (both reconcilers, leader election, /metrics, /healthz, /readyz).
+    Controller,
+    /// Print the CustomResourceDefinitions as YAML (`conveyor crds | kubectl apply --server-side -f -`).
+    Crds,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crds => {
+            print!("{}", conveyor::api::crds_yaml());
+            ExitCode::SUCCESS
+        }
+        Command::Controller => {
+            let config = match Config::load(cli.config.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("conveyor: invalid configuration: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            telemetry::init_tracing(config.log_format);
+            let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime can be built on this platform");
+            match runtime.block_on(controller(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// This replica's name in the Lease and in Events: the pod name, else host and process id.
+fn identity() -> String {
+    std::env::var("POD_NAME").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "conveyor".into());
+        format!("{}-{}", host.trim(), std::process::id())
+    })
+}
+
+async fn controller(config: Config) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let client = kube::Client::try_default().await.context("cannot build a Kubernetes client (is KUBECONFIG or in-cluster config set?)")?;
+    let identity = identity();
+    let metrics = Arc::new(Metrics::new());
+    let ctx = Arc::new(Context::new(client.clone(), config.clone(), metrics.clone(), identity.clone()));
+    reconcile::check_crds(&ctx).await.map_err(anyhow::Error::msg)?;
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signal_shutdown(shutdown.clone()));
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let (addr, server) = telemetry::bind(config.metrics_address, metrics.clone(), ready.clone(), shutdown.clone().cancelled_owned())
+        .await
+        .with_context(|| format!("cannot listen on metrics_address {}", config.metrics_address))?;
+    tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
+    let server = tokio::spawn(server);
+
+    let mut election = None;
+    if config.leader_election {
+        let namespace = if config.lease_namespace.is_empty() {
+            std::env::var("POD_NAMESPACE").unwrap_or_else(|_| client.default_namespace().to_owned())
+        } else {
+            config.lease_namespace.clone()
+        };
+        let lease = format!("{namespace}/{}", config.lease_name);
+        let mut e = Election::join(client.clone(), &namespace, &config.lease_name, &identity, config.lease_duration)
+            .await
+            .with_context(|| format!("cannot join leader election on Lease {lease}"))?;
+        tracing::info!(%identity, %lease, "waiting to become leader");
+        // A standby is ready: it serves probes and takes over when the leader goes away.
+        ready.store(true, Ordering::Release);
+        tokio::select! {
+            acquired = e.acquired() => if !acquired { anyhow::bail!("leader election on Lease {lease} ended unexpectedly") },
+            () = shutdown.cancelled() => {
+                e.release().await;
+                let _ = server.await;
+                return Ok(());
+            }
+        }
+        ready.store(false, Ordering::Release);
+        tracing::info!(%identity, %lease, "became leader");
+        metrics.leader.set(1);
+        election = Some(e);
+    }
+
+    // Reconcile until shutdown, or stop at once when leadership is lost; release the Lease
+    // only after the controllers have stopped.
+    let stop = shutdown.child_token();
+    let lost = CancellationToken::new();
+    let stopped = CancellationToken::new();
+    let keeper = election.map(|mut e| {
+        let (stop, lost, stopped) = (stop.clone(), lost.clone(), stopped.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = e.lost() => {
+                    lost.cancel();
+                    stop.cancel();
+                }
+                () = stopped.cancelled() => {}
+            }
+            stopped.cancelled().await;
+            e.release().await;
+        })
+    });
+    reconcile::run(ctx, ready, stop).await;
+    metrics.leader.set(0);
+    stopped.cancel();
+    if let Some(keeper) = keeper {
+        let _ = keeper.await;
+    }
+    if lost.is_cancelled() {
+        anyhow::bail!("lost the leader Lease; exiting so that a restart rejoins the election");
+    }
+    shutdown.cancel();
+    let _ = server.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn signal_shutdown(token: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler can be installed");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+    token.cancel();
+}

@@ -1,0 +1,129 @@
+//! The shell around the core: observes objects, calls the pure core, writes status, emits Events.
+
+pub mod backoff;
+pub mod pipeline;
+pub mod release;
+pub mod status;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use kube::api::{Api, ListParams};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::{Client, Resource};
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{Pipeline, Release};
+use crate::config::Config;
+use crate::telemetry::Metrics;
+
+/// Errors of the reconcile shell.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Kubernetes API call failed.
+    #[error("kubernetes API call failed: {0}")]
+    Kube(#[from] kube::Error),
+    /// An object lacks a field the API server always sets.
+    #[error("object has no {0}")]
+    MissingField(&'static str),
+}
+
+/// Result with a reconcile [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A bounded name for metrics labels and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Kube(kube::Error::Api(_)) => "api",
+            Self::Kube(_) => "client",
+            Self::MissingField(_) => "malformed_object",
+        }
+    }
+
+    /// Whether retrying later may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Kube(kube::Error::Api(status)) => status.code == 429 || status.code == 409 || status.code >= 500,
+            Self::Kube(_) => true,
+            Self::MissingField(_) => false,
+        }
+    }
+}
+
+/// What every reconciler shares.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// Event recorder (one per process; Events carry the controller name).
+    pub recorder: Recorder,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// Controller configuration.
+    pub config: Arc<Config>,
+    /// Per-object retry backoff.
+    pub backoff: backoff::Backoff,
+}
+
+impl Context {
+    /// Builds the shared context; `instance` identifies this replica in Events.
+    pub fn new(client: Client, config: Arc<Config>, metrics: Arc<Metrics>, instance: String) -> Self {
+        let reporter = Reporter { controller: "conveyor".into(), instance: Some(instance) };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            config,
+            backoff: backoff::Backoff::default(),
+        }
+    }
+
+    /// An `Api` over all namespaces, or only `watch_namespace` when set.
+    pub fn watched_api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        if self.config.watch_namespace.is_empty() {
+            Api::all(self.client.clone())
+        } else {
+            Api::namespaced(self.client.clone(), &self.config.watch_namespace)
+        }
+    }
+}
+
+/// Checks that the CRDs are installed, with a message saying how to install them if not.
+pub async fn check_crds(ctx: &Context) -> std::result::Result<(), String> {
+    let params = ListParams::default().limit(1);
+    let pipelines = ctx.watched_api::<Pipeline>().list_metadata(&params).await;
+    let releases = ctx.watched_api::<Release>().list_metadata(&params).await;
+    match (pipelines, releases) {
+        (Ok(_), Ok(_)) => Ok(()),
+        (Err(kube::Error::Api(s)), _) | (_, Err(kube::Error::Api(s))) if s.code == 404 => Err(
+            "the Conveyor CRDs (pipelines.conveyor.dev, releases.conveyor.dev) are not installed; \
+             install them with `conveyor crds | kubectl apply --server-side -f -` (or `kubectl apply -f crds/`)"
+                .to_owned(),
+        ),
+        (Err(e), _) | (_, Err(e)) => Err(format!("cannot list Conveyor resources: {e}")),
+    }
+}
+
+/// Runs both controllers until `shutdown` is cancelled; sets `ready` once their caches have synced.
+pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>, shutdown: CancellationToken) {
+    let (release_controller, release_stores) = release::controller(ctx.clone(), shutdown.clone());
+    let (pipeline_controller, pipeline_store) = pipeline::controller(ctx.clone(), shutdown.clone());
+    let readiness = async move {
+        let synced = async {
+            let _ = release_stores.0.wait_until_ready().await;
+            let _ = release_stores.1.wait_until_ready().await;
+            let _ = pipeline_store.wait_until_ready().await;
+        };
+        tokio::select! {
+            () = synced => {
+                tracing::info!("caches synced; ready");
+                ready.store(true, Ordering::Release);
+            }
+            () = shutdown.cancelled() => {}
+        }
+    };
+    tokio::join!(release_controller, pipeline_controller, readiness);
+}

@@ -1,0 +1,107 @@
+//! Release controller: validate → decide status → write status.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt, future};
+use jiff::Timestamp;
+use kube::ResourceExt;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use tokio_util::sync::CancellationToken;
+use tracing::instrument;
+
+use super::{Context, Error, Result, status};
+use crate::api::{Pipeline, Release};
+use crate::core::status::release_status;
+use crate::core::validate::{ReleaseNeighbours, validate_release};
+
+const CONTROLLER: &str = "release";
+/// How often a Stalled release whose problem depends on other objects looks again.
+const RECHECK_DEPENDENT: Duration = Duration::from_secs(60);
+/// Periodic resync of healthy objects.
+const RESYNC: Duration = Duration::from_secs(600);
+
+/// State the Release reconciler reads besides the Release itself.
+pub struct ReleaseContext {
+    base: Arc<Context>,
+    pipelines: Store<Pipeline>,
+    releases: Store<Release>,
+}
+
+/// Builds the Release controller; also returns its stores (releases, pipelines) for readiness.
+pub fn controller(ctx: Arc<Context>, shutdown: CancellationToken) -> (BoxFuture<'static, ()>, (Store<Release>, Store<Pipeline>)) {
+    let (pipelines, writer) = reflector::store::<Pipeline>();
+    let pipeline_events = watcher(ctx.watched_api::<Pipeline>(), watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects();
+    let controller = Controller::new(ctx.watched_api::<Release>(), watcher::Config::default());
+    let releases = controller.store();
+    let by_pipeline = releases.clone();
+    let controller = controller
+        // A Pipeline appearing or going away changes whether its Releases are valid.
+        .watches_stream(pipeline_events, move |p: Pipeline| {
+            let ns = p.namespace();
+            let name = p.name_any();
+            by_pipeline
+                .state()
+                .into_iter()
+                .filter(|r| r.namespace() == ns && r.spec.pipeline == name)
+                .map(|r| ObjectRef::from_obj(r.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(shutdown.cancelled_owned());
+    let rctx = Arc::new(ReleaseContext { base: ctx, pipelines: pipelines.clone(), releases: releases.clone() });
+    let stream = controller
+        .run(reconcile, error_policy, rctx)
+        .for_each(|res| {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "release controller event");
+            }
+            future::ready(())
+        })
+        .boxed();
+    (stream, (releases, pipelines))
+}
+
+#[instrument(skip_all, fields(namespace = release.namespace().unwrap_or_default(), name = release.name_any()))]
+async fn reconcile(release: Arc<Release>, ctx: Arc<ReleaseContext>) -> Result<Action> {
+    let _timer = ctx.base.metrics.reconcile_timer(CONTROLLER);
+    let ns = release.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
+    // Observe: a Pipeline missing from a cache that has not synced yet would be a false alarm.
+    let _ = ctx.pipelines.wait_until_ready().await;
+    let pipeline_exists = ctx.pipelines.get(&ObjectRef::new(&release.spec.pipeline).within(&ns)).is_some();
+    let others: Vec<Arc<Release>> = ctx.releases.state().into_iter().filter(|r| r.namespace().as_deref() == Some(&ns)).collect();
+    let others: Vec<&Release> = others.iter().map(AsRef::as_ref).collect();
+
+    // Validate and decide (pure).
+    let problems = validate_release(&release, &ReleaseNeighbours { pipeline_exists, others: &others });
+    let now = Timestamp::from_second(Timestamp::now().as_second()).expect("the current second is a valid timestamp");
+    let new_status = release_status(&release, &problems, now);
+
+    // Write status once, then tell people about transitions.
+    let api = kube::Api::<Release>::namespaced(ctx.base.client.clone(), &ns);
+    let before = release.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    status::apply(&api, release.as_ref(), release.status.as_ref(), &new_status).await?;
+    status::event_on_stall(&ctx.base, release.as_ref(), before, &new_status.conditions).await;
+    ctx.base.backoff.reset(&key(&release));
+
+    Ok(match problems.first() {
+        Some(p) if p.reason.depends_on_others() => Action::requeue(RECHECK_DEPENDENT),
+        Some(_) => Action::await_change(),
+        None => Action::requeue(RESYNC),
+    })
+}
+
+fn key(release: &Release) -> String {
+    format!("Release/{}/{}", release.namespace().unwrap_or_default(), release.name_any())
+}
+
+fn error_policy(release: Arc<Release>, error: &Error, ctx: Arc<ReleaseContext>) -> Action {
+    ctx.base.metrics.reconcile_error(CONTROLLER, error.kind());
+    tracing::warn!(error = %error, release = %key(&release), "reconcile failed");
+    if error.is_transient() { Action::requeue(ctx.base.backoff.next_delay(&key(&release))) } else { Action::await_change() }
+}

@@ -1,0 +1,62 @@
+//! Status writes (server-side apply, field manager `conveyor-status`) and transition Events.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Context, Result};
+use crate::api::{ConditionType, STATUS_MANAGER};
+use crate::core::conditions;
+
+/// Applies `status` unless it equals `current`; one patch per reconcile at most.
+pub async fn apply<K, S>(api: &Api<K>, obj: &K, current: Option<&S>, status: &S) -> Result<bool>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    S: Serialize + PartialEq,
+{
+    if current == Some(status) {
+        return Ok(false);
+    }
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(&obj.name_any(), &PatchParams::apply(STATUS_MANAGER).force(), &Patch::Apply(&patch)).await?;
+    Ok(true)
+}
+
+/// Emits a Warning Event when the object becomes Stalled or its stall reason changes.
+pub async fn event_on_stall<K>(ctx: &Context, obj: &K, before: &[Condition], after: &[Condition])
+where
+    K: Resource<DynamicType = ()>,
+{
+    let stalled = |cs: &[Condition]| {
+        conditions::find(cs, ConditionType::Stalled).filter(|c| c.status == "True").map(|c| c.reason.clone())
+    };
+    let (old, new) = (stalled(before), stalled(after));
+    let Some(reason) = new else { return };
+    if old.as_ref() == Some(&reason) {
+        return;
+    }
+    let note = conditions::find(after, ConditionType::Stalled).map(|c| truncate(&c.message, 1000));
+    let event = Event { type_: EventType::Warning, reason, note, action: "Validate".into(), secondary: None };
+    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+        // An Event is a courtesy; failing to write one must not fail the reconcile.
+        tracing::warn!(error = %e, "could not publish Event");
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
