@@ -134,7 +134,8 @@ impl Config {
     pub fn load_from(file: Option<&Path>, vars: &BTreeMap<String, String>) -> Result<Self> {
         let (mut raw, file_origin) = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
                 (parse_file(path, &text)?, format!("file {}", path.display()))
             }
             None => (RawConfig::default(), "defaults".to_owned()),
@@ -143,7 +144,11 @@ impl Config {
         for key in KEYS {
             let var = env_var(key);
             if let Some(value) = vars.get(&var) {
-                apply_env(&mut raw, key, value).map_err(|message| Error::Invalid { key, origin: format!("env {var}"), message })?;
+                apply_env(&mut raw, key, value).map_err(|message| Error::Invalid {
+                    key,
+                    origin: format!("env {var}"),
+                    message,
+                })?;
                 origins.insert(key, format!("env {var}"));
             }
         }
@@ -156,10 +161,8 @@ fn parse_file(path: &Path, text: &str) -> Result<RawConfig> {
     if text.trim().is_empty() {
         return Ok(RawConfig::default());
     }
-    serde_norway::from_str(text).map_err(|e| Error::Parse {
-        path: path.to_owned(),
-        message: format!("{e} (known keys: {})", KEYS.join(", ")),
-    })
+    serde_norway::from_str(text)
+        .map_err(|e| Error::Parse { path: path.to_owned(), message: format!("{e} (known keys: {})", KEYS.join(", ")) })
 }
 
 fn parse_bool(value: &str) -> std::result::Result<bool, String> {
@@ -210,12 +213,16 @@ fn build(raw: RawConfig, origin: &dyn Fn(&'static str) -> String) -> Result<Conf
         }
     };
 
-    let environments = raw.environments.unwrap_or_else(|| vec!["development".into(), "staging".into(), "production".into()]);
+    let environments =
+        raw.environments.unwrap_or_else(|| vec!["development".into(), "staging".into(), "production".into()]);
     if environments.is_empty() {
         return Err(invalid("environments", "is empty; list at least one environment name".into()));
     }
     if let Some(bad) = environments.iter().find(|e| !is_dns_label(e)) {
-        return Err(invalid("environments", format!("`{bad}` is not a DNS-1123 label (lowercase letters, digits, '-')")));
+        return Err(invalid(
+            "environments",
+            format!("`{bad}` is not a DNS-1123 label (lowercase letters, digits, '-')"),
+        ));
     }
     let validation_timeout = dur("validation_timeout", raw.validation_timeout, "5m")?;
     if validation_timeout.is_zero() {
@@ -244,14 +251,15 @@ fn build(raw: RawConfig, origin: &dyn Fn(&'static str) -> String) -> Result<Conf
         .map(|u| http_url("notification_webhooks", u))
         .collect::<Result<Vec<_>>>()?;
     let metrics_raw = raw.metrics_address.unwrap_or_else(|| "0.0.0.0:8080".into());
-    let metrics_address = metrics_raw
-        .parse()
-        .map_err(|_| invalid("metrics_address", format!("`{metrics_raw}` is not HOST:PORT with an IP address, e.g. 0.0.0.0:8080")))?;
+    let metrics_address = metrics_raw.parse().map_err(|_| {
+        invalid("metrics_address", format!("`{metrics_raw}` is not HOST:PORT with an IP address, e.g. 0.0.0.0:8080"))
+    })?;
     let artifact_dir = raw.artifact_dir.unwrap_or_else(|| "/var/lib/conveyor/artifacts".into());
     if artifact_dir.trim().is_empty() {
         return Err(invalid("artifact_dir", "is empty; name a writable directory".into()));
     }
-    let prometheus_address = http_url("prometheus_address", raw.prometheus_address.as_deref().unwrap_or("http://prometheus:9090"))?;
+    let prometheus_address =
+        http_url("prometheus_address", raw.prometheus_address.as_deref().unwrap_or("http://prometheus:9090"))?;
     let log_format = match raw.log_format.as_deref().unwrap_or("text") {
         "text" => LogFormat::Text,
         "json" => LogFormat::Json,
@@ -354,7 +362,11 @@ mod tests {
     fn env_vars_override_the_file_and_are_named_when_bad() {
         let c = load(
             "tag_prefix: v\nenvironments: [a]\n",
-            &[("CONVEYOR_TAG_PREFIX", ""), ("CONVEYOR_ENVIRONMENTS", "dev, prod"), ("CONVEYOR_ROLLBACK_ENABLED", "false")],
+            &[
+                ("CONVEYOR_TAG_PREFIX", ""),
+                ("CONVEYOR_ENVIRONMENTS", "dev, prod"),
+                ("CONVEYOR_ROLLBACK_ENABLED", "false"),
+            ],
         )
         .unwrap();
         assert_eq!(c.tag_prefix, "");

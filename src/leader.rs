@@ -15,7 +15,13 @@ pub struct Election {
 
 impl Election {
     /// Joins the election for Lease `namespace/name` as `identity`.
-    pub async fn join(client: Client, namespace: &str, name: &str, identity: &str, duration: Duration) -> Result<Self, LeaseManagerError> {
+    pub async fn join(
+        client: Client,
+        namespace: &str,
+        name: &str,
+        identity: &str,
+        duration: Duration,
+    ) -> Result<Self, LeaseManagerError> {
         let secs = duration.as_secs().max(5);
         // Renew when a third of the lease is left, so a slow API call does not lose it.
         let grace = (secs / 3).max(1);
@@ -46,7 +52,9 @@ impl Election {
         drop(self.state);
         match tokio::time::timeout(Duration::from_secs(5), self.task).await {
             Ok(Ok(Ok(_))) => tracing::info!("lease released"),
-            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "could not release the lease; a standby takes over when it expires"),
+            Ok(Ok(Err(e))) => {
+                tracing::warn!(error = %e, "could not release the lease; a standby takes over when it expires")
+            }
             Ok(Err(e)) => tracing::warn!(error = %e, "lease task failed"),
             Err(_) => tracing::warn!("releasing the lease timed out; a standby takes over when it expires"),
         }

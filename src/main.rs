@@ -29,16 +29,27 @@ enum Command {
     /// Run the controller (both reconcilers, leader election, /metrics, /healthz, /readyz).
     Controller,
     /// Print the CustomResourceDefinitions as YAML (`conveyor crds | kubectl apply --server-side -f -`).
-    Crds,
+    Crds {
+        /// Write one file per CRD into this directory instead (how `crds/` is regenerated).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crds => {
+        Command::Crds { dir: None } => {
             print!("{}", conveyor::api::crds_yaml());
             ExitCode::SUCCESS
         }
+        Command::Crds { dir: Some(dir) } => match write_crds(&dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("conveyor: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Controller => {
             let config = match Config::load(cli.config.as_deref()) {
                 Ok(c) => c,
@@ -60,6 +71,17 @@ fn main() -> ExitCode {
     }
 }
 
+fn write_crds(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for crd in conveyor::api::crds() {
+        let path = dir.join(conveyor::api::crd_file_name(&crd));
+        std::fs::write(&path, conveyor::api::crd_yaml(&crd))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
 /// This replica's name in the Lease and in Events: the pod name, else host and process id.
 fn identity() -> String {
     std::env::var("POD_NAME").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| {
@@ -70,7 +92,9 @@ fn identity() -> String {
 
 async fn controller(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
-    let client = kube::Client::try_default().await.context("cannot build a Kubernetes client (is KUBECONFIG or in-cluster config set?)")?;
+    let client = kube::Client::try_default()
+        .await
+        .context("cannot build a Kubernetes client (is KUBECONFIG or in-cluster config set?)")?;
     let identity = identity();
     let metrics = Arc::new(Metrics::new());
     let ctx = Arc::new(Context::new(client.clone(), config.clone(), metrics.clone(), identity.clone()));
@@ -80,9 +104,10 @@ async fn controller(config: Config) -> anyhow::Result<()> {
     tokio::spawn(signal_shutdown(shutdown.clone()));
 
     let ready = Arc::new(AtomicBool::new(false));
-    let (addr, server) = telemetry::bind(config.metrics_address, metrics.clone(), ready.clone(), shutdown.clone().cancelled_owned())
-        .await
-        .with_context(|| format!("cannot listen on metrics_address {}", config.metrics_address))?;
+    let (addr, server) =
+        telemetry::bind(config.metrics_address, metrics.clone(), ready.clone(), shutdown.clone().cancelled_owned())
+            .await
+            .with_context(|| format!("cannot listen on metrics_address {}", config.metrics_address))?;
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
     let server = tokio::spawn(server);
 

@@ -16,9 +16,19 @@ use serde::{Deserialize, Serialize};
     shortname = "pl",
     category = "conveyor",
     doc = "A Pipeline describes how one application is deployed: its environments in promotion order, their gates and health checks.",
-    printcolumn(name = "Environments", type_ = "string", json_path = ".status.summary", description = "Phase per environment"),
+    printcolumn(
+        name = "Environments",
+        type_ = "string",
+        json_path = ".status.summary",
+        description = "Phase per environment"
+    ),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Status", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].message", priority = 1),
+    printcolumn(
+        name = "Status",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].message",
+        priority = 1
+    ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]

@@ -19,16 +19,21 @@ pub enum Summary {
 impl Summary {
     fn reason_and_message(&self) -> (Reason, &str) {
         match self {
-            Self::Ready { reason, message } | Self::Reconciling { reason, message } | Self::Stalled { reason, message } => {
-                (*reason, message)
-            }
+            Self::Ready { reason, message }
+            | Self::Reconciling { reason, message }
+            | Self::Stalled { reason, message } => (*reason, message),
         }
     }
 }
 
 /// The three conditions for `summary`, keeping each `lastTransitionTime` from `existing`
 /// unless that condition's status flips.
-pub fn conditions_for(summary: &Summary, existing: &[Condition], generation: Option<i64>, now: Timestamp) -> Vec<Condition> {
+pub fn conditions_for(
+    summary: &Summary,
+    existing: &[Condition],
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Vec<Condition> {
     let (reason, message) = summary.reason_and_message();
     let (ready, reconciling, stalled) = match summary {
         Summary::Ready { .. } => (true, false, false),

@@ -61,8 +61,17 @@ mod tests {
 
     #[test]
     fn parses_and_evaluates() {
-        let cases = [("< 0.05", 0.01, true), ("< 0.05", 0.05, false), ("<=0.05", 0.05, true), (">= 1", 1.0, true),
-            ("> 1", 1.0, false), ("== 0", 0.0, true), ("!= 0", 0.0, false), ("!= 0", f64::NAN, false), ("< 1", f64::NAN, false)];
+        let cases = [
+            ("< 0.05", 0.01, true),
+            ("< 0.05", 0.05, false),
+            ("<=0.05", 0.05, true),
+            (">= 1", 1.0, true),
+            ("> 1", 1.0, false),
+            ("== 0", 0.0, true),
+            ("!= 0", 0.0, false),
+            ("!= 0", f64::NAN, false),
+            ("< 1", f64::NAN, false),
+        ];
         for (cond, value, expected) in cases {
             assert_eq!(Threshold::parse(cond).unwrap().holds(value), expected, "{cond} on {value}");
         }

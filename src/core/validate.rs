@@ -2,10 +2,10 @@
 
 use std::collections::HashSet;
 
+use crate::api::Reason;
 use crate::api::pipeline::{Environment, PipelineSpec};
 use crate::api::release::{Release, Source};
 use crate::api::types::Version;
-use crate::api::Reason;
 use crate::core::{duration, threshold};
 
 /// One thing wrong with a spec.
@@ -36,7 +36,8 @@ pub fn describe(problems: &[Problem]) -> String {
     problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }
 
-const DNS_LABEL_HINT: &str = "use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit";
+const DNS_LABEL_HINT: &str =
+    "use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit";
 
 /// Whether `s` is an RFC 1123 DNS label (namespace and environment names).
 pub fn is_dns_label(s: &str) -> bool {
@@ -156,7 +157,11 @@ fn validate_environment_details(env: &Environment, at: &str, problems: &mut Vec<
             ));
         }
         if http.success_threshold.is_some_and(|n| n < 1) {
-            problems.push(Problem::new(Reason::InvalidHealthCheck, format!("{at}.successThreshold"), "must be at least 1"));
+            problems.push(Problem::new(
+                Reason::InvalidHealthCheck,
+                format!("{at}.successThreshold"),
+                "must be at least 1",
+            ));
         }
         if http.failure_limit.is_some_and(|n| n < 0) {
             problems.push(Problem::new(Reason::InvalidHealthCheck, format!("{at}.failureLimit"), "must be 0 or more"));
@@ -175,7 +180,11 @@ fn validate_environment_details(env: &Environment, at: &str, problems: &mut Vec<
             ));
         }
         if prom.query.trim().is_empty() {
-            problems.push(Problem::new(Reason::InvalidHealthCheck, format!("{at}.query"), "is empty; write a PromQL query"));
+            problems.push(Problem::new(
+                Reason::InvalidHealthCheck,
+                format!("{at}.query"),
+                "is empty; write a PromQL query",
+            ));
         }
         if let Err(e) = threshold::Threshold::parse(&prom.condition) {
             problems.push(Problem::new(Reason::InvalidHealthCheck, format!("{at}.condition"), e));
@@ -208,7 +217,10 @@ pub fn validate_release(release: &Release, neighbours: &ReleaseNeighbours<'_>) -
             problems.push(Problem::new(
                 Reason::InvalidVersion,
                 "spec.version",
-                format!("`{}` is not a SemVer 2.0 version ({e}); write it like 2.4.1 or 3.0.0-rc.1, without a leading `v`", spec.version),
+                format!(
+                    "`{}` is not a SemVer 2.0 version ({e}); write it like 2.4.1 or 3.0.0-rc.1, without a leading `v`",
+                    spec.version
+                ),
             ));
             None
         }
@@ -243,9 +255,13 @@ pub fn validate_release(release: &Release, neighbours: &ReleaseNeighbours<'_>) -
     problems
 }
 
-/// The older Release (by creation time, then name) that already uses `version` in the same pipeline.
+/// The Release that already owns `version` in the same pipeline: one that has already claimed it
+/// (was accepted by an earlier reconcile) wins, then the older by creation time, then by name.
+/// Creation times have one-second resolution, so without the claim a newcomer created in the
+/// same second could take the version from a release that was already accepted.
 fn version_owner<'a>(release: &Release, version: &Version, others: &[&'a Release]) -> Option<&'a str> {
-    let key = |r: &Release| (r.metadata.creation_timestamp.clone().map(|t| t.0), r.metadata.name.clone());
+    let key =
+        |r: &Release| (!has_claim(r), r.metadata.creation_timestamp.clone().map(|t| t.0), r.metadata.name.clone());
     let mine = key(release);
     others
         .iter()
@@ -254,6 +270,16 @@ fn version_owner<'a>(release: &Release, version: &Version, others: &[&'a Release
         .filter(|o| key(o) < mine)
         .min_by_key(|o| key(o))
         .and_then(|o| o.metadata.name.as_deref())
+}
+
+/// Whether a reconcile already accepted this Release's version (it has status and is not
+/// stalled for a duplicate version).
+fn has_claim(release: &Release) -> bool {
+    release.status.as_ref().is_some_and(|s| {
+        s.phase.is_some()
+            && !crate::core::conditions::find(&s.conditions, crate::api::ConditionType::Stalled)
+                .is_some_and(|c| c.status == "True" && c.reason == Reason::DuplicateVersion.as_str())
+    })
 }
 
 fn validate_source(source: &Source, problems: &mut Vec<Problem>) {
@@ -316,5 +342,809 @@ fn validate_source(source: &Source, problems: &mut Vec<Problem>) {
             "spec.source.git.secretRef.name",
             format!("`{}` is not a valid Secret name", secret.name),
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::Timestamp;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    use super::*;
+    use crate::api::pipeline::{HealthChecks, HttpCheck, PrometheusCheck};
+    use crate::api::release::{GitRef, ReleaseSpec};
+
+    // ---- builders -------------------------------------------------------------------------
+
+    /// A pipeline spec from `(name, namespace)` pairs, nothing else set.
+    fn pipeline(envs: &[(&str, &str)]) -> PipelineSpec {
+        PipelineSpec {
+            environments: envs
+                .iter()
+                .map(|(name, namespace)| Environment {
+                    name: (*name).to_owned(),
+                    namespace: (*namespace).to_owned(),
+                    approval: None,
+                    soak: None,
+                    health_checks: None,
+                    service_account_name: None,
+                })
+                .collect(),
+            rollback: None,
+            history_limit: None,
+        }
+    }
+
+    /// A fully featured, valid pipeline as a user would write it.
+    fn valid_pipeline() -> PipelineSpec {
+        serde_norway::from_str(
+            r#"
+environments:
+  - name: development
+    namespace: shop-dev
+  - name: staging
+    namespace: shop-staging
+    soak: 10m
+    serviceAccountName: conveyor-deployer
+    healthChecks:
+      timeout: 5m
+      http:
+        - url: https://staging.shop.example/healthz
+          expectStatus: 204
+          interval: 5s
+          successThreshold: 3
+          failureLimit: 0
+      prometheus:
+        - name: error-rate
+          query: sum(rate(http_errors_total[5m]))
+          condition: "< 0.05"
+          interval: 30s
+          failureLimit: 2
+        - name: latency
+          query: histogram_quantile(0.99, rate(http_duration_seconds_bucket[5m]))
+          condition: "<= 0.3"
+          address: http://prometheus.monitoring:9090
+  - name: production
+    namespace: shop-prod
+    approval: Manual
+    soak: 1h30m
+historyLimit: 20
+"#,
+        )
+        .expect("valid pipeline fixture parses")
+    }
+
+    fn staging_checks(spec: &mut PipelineSpec) -> &mut HealthChecks {
+        spec.environments[1].health_checks.as_mut().expect("fixture has staging health checks")
+    }
+
+    fn staging_http(spec: &mut PipelineSpec) -> &mut HttpCheck {
+        &mut staging_checks(spec).http[0]
+    }
+
+    fn staging_prom(spec: &mut PipelineSpec, j: usize) -> &mut PrometheusCheck {
+        &mut staging_checks(spec).prometheus[j]
+    }
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_second(secs).unwrap()
+    }
+
+    /// The release spec a user would write: tagged git source, `shop` pipeline.
+    fn release_spec(version: &str) -> ReleaseSpec {
+        let mut spec: ReleaseSpec = serde_norway::from_str(
+            r#"
+pipeline: shop
+version: 0.0.0
+source:
+  git:
+    url: https://github.com/acme/shop.git
+    ref:
+      tag: v2.4.1
+    secretRef:
+      name: github-credentials
+  path: deploy/k8s
+"#,
+        )
+        .expect("valid release fixture parses");
+        spec.version = version.to_owned();
+        spec
+    }
+
+    /// A Release named `name` in namespace `shop`, created at `created` (seconds since epoch).
+    fn release(name: &str, spec: ReleaseSpec, created: i64) -> Release {
+        let mut r = Release::new(name, spec);
+        r.metadata.namespace = Some("shop".to_owned());
+        r.metadata.creation_timestamp = Some(Time(t(created)));
+        r.metadata.generation = Some(1);
+        r
+    }
+
+    /// A release of pipeline `pipeline` at `version`, created at `created`.
+    fn release_of(name: &str, pipeline: &str, version: &str, created: i64) -> Release {
+        let mut spec = release_spec(version);
+        spec.pipeline = pipeline.to_owned();
+        release(name, spec, created)
+    }
+
+    fn validate_alone(r: &Release) -> Vec<Problem> {
+        validate_release(r, &ReleaseNeighbours { pipeline_exists: true, others: &[] })
+    }
+
+    fn validate_among(r: &Release, others: &[&Release]) -> Vec<Problem> {
+        validate_release(r, &ReleaseNeighbours { pipeline_exists: true, others })
+    }
+
+    fn reasons(problems: &[Problem]) -> Vec<Reason> {
+        problems.iter().map(|p| p.reason).collect()
+    }
+
+    // ---- DNS names ------------------------------------------------------------------------
+
+    #[test]
+    fn dns_label_edge_cases() {
+        let cases: &[(&str, bool)] = &[
+            ("a", true),
+            ("staging", true),
+            ("my-app-dev", true),
+            ("1st", true),
+            ("0", true),
+            ("a1-b2", true),
+            (&"a".repeat(63), true),
+            (&"a".repeat(64), false),
+            ("", false),
+            ("-a", false),
+            ("a-", false),
+            ("-", false),
+            ("Staging", false),
+            ("Bad_NS", false),
+            ("a.b", false),
+            ("a b", false),
+            ("é", false),
+            ("a\n", false),
+        ];
+        for (s, expected) in cases {
+            assert_eq!(is_dns_label(s), *expected, "is_dns_label({s:?})");
+        }
+    }
+
+    #[test]
+    fn dns_subdomain_edge_cases() {
+        // 63 + 1 + 63 + 1 + 63 + 1 + 61 = 253 characters, the maximum.
+        let longest =
+            [&"a".repeat(63), &"b".repeat(63), &"c".repeat(63), &"d".repeat(61)].map(|s| s.as_str()).join(".");
+        assert_eq!(longest.len(), 253);
+        let too_long = format!("{longest}e");
+        let cases: &[(&str, bool)] = &[
+            ("a", true),
+            ("conveyor-deployer", true),
+            ("a.b.c", true),
+            ("github-credentials.v2", true),
+            (&longest, true),
+            (&too_long, false),
+            (&"a".repeat(64), false),
+            ("", false),
+            (".", false),
+            (".a", false),
+            ("a.", false),
+            ("a..b", false),
+            ("a.-b", false),
+            ("A.b", false),
+            ("a_b.c", false),
+        ];
+        for (s, expected) in cases {
+            assert_eq!(is_dns_subdomain(s), *expected, "is_dns_subdomain({s:?})");
+        }
+    }
+
+    // ---- validate_pipeline ----------------------------------------------------------------
+
+    #[test]
+    fn valid_pipelines_have_no_problems() {
+        assert_eq!(validate_pipeline(&valid_pipeline()), vec![]);
+        let minimal =
+            pipeline(&[("development", "shop-dev"), ("staging", "shop-staging"), ("production", "shop-prod")]);
+        assert_eq!(validate_pipeline(&minimal), vec![]);
+    }
+
+    #[test]
+    fn valid_edge_values_are_accepted() {
+        type Edit = fn(&mut PipelineSpec);
+        let cases: &[(&str, Edit)] = &[
+            ("soak 0s", |s| s.environments[0].soak = Some("0s".into())),
+            ("soak 0", |s| s.environments[0].soak = Some("0".into())),
+            ("63-char namespace", |s| s.environments[0].namespace = "n".repeat(63)),
+            ("historyLimit 1", |s| s.history_limit = Some(1)),
+            ("historyLimit 100", |s| s.history_limit = Some(100)),
+            ("expectStatus 100", |s| staging_http(s).expect_status = Some(100)),
+            ("expectStatus 599", |s| staging_http(s).expect_status = Some(599)),
+            ("successThreshold 1", |s| staging_http(s).success_threshold = Some(1)),
+            ("plain http url", |s| staging_http(s).url = "http://10.0.0.1:8080/ready".into()),
+            ("same check name in two environments", |s| {
+                let checks = staging_checks(s).clone();
+                s.environments[2].health_checks = Some(checks);
+            }),
+            ("empty health checks", |s| s.environments[0].health_checks = Some(HealthChecks::default())),
+        ];
+        for (name, edit) in cases {
+            let mut spec = valid_pipeline();
+            edit(&mut spec);
+            assert_eq!(validate_pipeline(&spec), vec![], "{name}");
+        }
+    }
+
+    #[test]
+    fn each_pipeline_mistake_names_its_field_and_the_fix() {
+        type Edit = fn(&mut PipelineSpec);
+        // (case, edit to a valid pipeline, reason, field, text the message must contain)
+        let cases: &[(&str, Edit, Reason, &str, &str)] = &[
+            (
+                "no environments",
+                |s| s.environments.clear(),
+                Reason::NoEnvironments,
+                "spec.environments",
+                "list at least one",
+            ),
+            (
+                "capitalised environment name",
+                |s| s.environments[1].name = "Staging".into(),
+                Reason::InvalidEnvironmentName,
+                "spec.environments[1].name",
+                "lowercase",
+            ),
+            (
+                "empty environment name",
+                |s| s.environments[0].name = String::new(),
+                Reason::InvalidEnvironmentName,
+                "spec.environments[0].name",
+                "at most 63",
+            ),
+            (
+                "duplicate environment name",
+                |s| s.environments[2].name = "development".into(),
+                Reason::DuplicateEnvironment,
+                "spec.environments[2].name",
+                "unique",
+            ),
+            (
+                "namespace with upper case and underscore",
+                |s| s.environments[1].namespace = "Bad_NS".into(),
+                Reason::InvalidNamespace,
+                "spec.environments[1].namespace",
+                "`Bad_NS`",
+            ),
+            (
+                "64-character namespace",
+                |s| s.environments[0].namespace = "n".repeat(64),
+                Reason::InvalidNamespace,
+                "spec.environments[0].namespace",
+                "at most 63",
+            ),
+            (
+                "duplicate namespace",
+                |s| s.environments[2].namespace = "shop-dev".into(),
+                Reason::DuplicateNamespace,
+                "spec.environments[2].namespace",
+                "give each its own namespace",
+            ),
+            (
+                "invalid serviceAccountName",
+                |s| s.environments[1].service_account_name = Some("Deployer!".into()),
+                Reason::InvalidNamespace,
+                "spec.environments[1].serviceAccountName",
+                "ServiceAccount",
+            ),
+            (
+                "bad soak",
+                |s| s.environments[2].soak = Some("an hour".into()),
+                Reason::InvalidDuration,
+                "spec.environments[2].soak",
+                "30s, 5m or 1h30m",
+            ),
+            (
+                "negative soak",
+                |s| s.environments[2].soak = Some("-5m".into()),
+                Reason::InvalidDuration,
+                "spec.environments[2].soak",
+                "30s, 5m or 1h30m",
+            ),
+            (
+                "bad health check timeout",
+                |s| staging_checks(s).timeout = Some("5 minutes please".into()),
+                Reason::InvalidDuration,
+                "spec.environments[1].healthChecks.timeout",
+                "30s, 5m or 1h30m",
+            ),
+            (
+                "bad http interval",
+                |s| staging_http(s).interval = Some("often".into()),
+                Reason::InvalidDuration,
+                "spec.environments[1].healthChecks.http[0].interval",
+                "30s, 5m or 1h30m",
+            ),
+            (
+                "bad prometheus interval",
+                |s| staging_prom(s, 1).interval = Some("10".into()),
+                Reason::InvalidDuration,
+                "spec.environments[1].healthChecks.prometheus[1].interval",
+                "30s, 5m or 1h30m",
+            ),
+            (
+                "http url with another scheme",
+                |s| staging_http(s).url = "ftp://staging.shop.example/healthz".into(),
+                Reason::InvalidHealthCheck,
+                "spec.environments[1].healthChecks.http[0].url",
+                "http:// or https://",
+            ),
+            (
+                "http url without scheme",
+                |s| staging_http(s).url = "staging.shop.example/healthz".into(),
+                Reason::InvalidHealthCheck,
+                "spec.environments[1].healthChecks.http[0].url",
+                "http:// or https://",
+            ),
+            (
+                "expectStatus 700",
+                |s| staging_http(s).expect_status = Some(700),
+                Reason::InvalidHealthCheck,
+                "spec.environments[1].healthChecks.http[0].expectStatus",
+                "100–599",
+            ),
+            (
+                "expectStatus 99",
+                |s| staging_http(s).expect_status = Some(99),
+                Reason::InvalidHealthCheck,
+                "spec.environments[1].healthChecks.http[0].expectStatus",
+                "100–599",
+            ),
+            (
+                "successThreshold 0",
+                |s| staging_http(s).success_threshold = Some(0),
+                Reason::InvalidHealthCheck,
+                "spec.environments[1].healthChecks.http[0].successThreshold",
+                "at least 1",
+            ),
+            (
+                "negative http failureLimit",
+                |s| staging_http(s).failure_limit = Some(-1),
+                Reason::InvalidHealthCheck,
+                "spec.environments[1].healthChecks.http[0].failureLimit",
+                "0 or more",
+            ),
+            (
+                "empty prometheus check name",
+                |s| staging_prom(s, 0).name = String::new(),
+                Reason::InvalidHealthCheck,
+                "spec.environments[1].healthChecks.prometheus[0].name",
+                "name the check",
+            ),
+            (
+                "blank prometheus check name",
+                |s| staging_prom(s, 1).name = "   ".into(),
+                Reason::InvalidHealthCheck,
+                "spec.environments[1].healthChecks.prometheus[1].name",
+                "name the check",
+            ),
+            (
+                "duplicate prometheus check name",
+                |s| staging_prom(s, 1).name = "error-rate".into(),
+                Reason::InvalidHealthCheck,
+                "spec.environments[1].healthChecks.prometheus[1].name",
+                "unique",
+            ),
+            (
+                "empty prometheus query",
+                |s| staging_prom(s, 0).query = " ".into(),
+                Reason::InvalidHealthCheck,
+                "spec.environments[1].healthChecks.prometheus[0].query",
+                "PromQL",
+            ),
+            (
+                "condition without operator",
+                |s| staging_prom(s, 0).condition = "0.05".into(),
+                Reason::InvalidHealthCheck,
+                "spec.environments[1].healthChecks.prometheus[0].condition",
+                "e.g. `< 0.05`",
+            ),
+            (
+                "condition without number",
+                |s| staging_prom(s, 0).condition = "< low".into(),
+                Reason::InvalidHealthCheck,
+                "spec.environments[1].healthChecks.prometheus[0].condition",
+                "e.g. `< 0.05`",
+            ),
+            (
+                "negative prometheus failureLimit",
+                |s| staging_prom(s, 0).failure_limit = Some(-3),
+                Reason::InvalidHealthCheck,
+                "spec.environments[1].healthChecks.prometheus[0].failureLimit",
+                "0 or more",
+            ),
+            (
+                "prometheus address without scheme",
+                |s| staging_prom(s, 1).address = Some("prometheus.monitoring:9090".into()),
+                Reason::InvalidHealthCheck,
+                "spec.environments[1].healthChecks.prometheus[1].address",
+                "http:// or https://",
+            ),
+            (
+                "historyLimit 0",
+                |s| s.history_limit = Some(0),
+                Reason::InvalidHistoryLimit,
+                "spec.historyLimit",
+                "from 1 to 100",
+            ),
+            (
+                "historyLimit 101",
+                |s| s.history_limit = Some(101),
+                Reason::InvalidHistoryLimit,
+                "spec.historyLimit",
+                "from 1 to 100",
+            ),
+            (
+                "negative historyLimit",
+                |s| s.history_limit = Some(-1),
+                Reason::InvalidHistoryLimit,
+                "spec.historyLimit",
+                "from 1 to 100",
+            ),
+        ];
+        for (case, edit, reason, field, hint) in cases {
+            let mut spec = valid_pipeline();
+            edit(&mut spec);
+            let problems = validate_pipeline(&spec);
+            assert_eq!(reasons(&problems), vec![*reason], "{case}: {problems:#?}");
+            let p = &problems[0];
+            assert_eq!(p.field, *field, "{case}");
+            assert!(p.message.contains(hint), "{case}: message {:?} should contain {hint:?}", p.message);
+            assert_eq!(p.to_string(), format!("{field}: {}", p.message), "{case}");
+        }
+    }
+
+    #[test]
+    fn duplicates_point_at_the_later_entry_only() {
+        let spec = pipeline(&[("dev", "a"), ("dev", "a"), ("dev", "a")]);
+        let problems = validate_pipeline(&spec);
+        let got: Vec<(Reason, &str)> = problems.iter().map(|p| (p.reason, p.field.as_str())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (Reason::DuplicateEnvironment, "spec.environments[1].name"),
+                (Reason::DuplicateNamespace, "spec.environments[1].namespace"),
+                (Reason::DuplicateEnvironment, "spec.environments[2].name"),
+                (Reason::DuplicateNamespace, "spec.environments[2].namespace"),
+            ]
+        );
+        assert!(problems[0].message.contains("`dev`"), "{}", problems[0].message);
+        assert!(problems[1].message.contains("`a`"), "{}", problems[1].message);
+    }
+
+    #[test]
+    fn invalid_names_are_not_also_reported_as_duplicates() {
+        let spec = pipeline(&[("Staging", "Bad_NS"), ("Staging", "Bad_NS")]);
+        let got: Vec<(Reason, String)> = validate_pipeline(&spec).into_iter().map(|p| (p.reason, p.field)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (Reason::InvalidEnvironmentName, "spec.environments[0].name".to_owned()),
+                (Reason::InvalidNamespace, "spec.environments[0].namespace".to_owned()),
+                (Reason::InvalidEnvironmentName, "spec.environments[1].name".to_owned()),
+                (Reason::InvalidNamespace, "spec.environments[1].namespace".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_in_field_order() {
+        let mut spec = valid_pipeline();
+        spec.environments[0].name = "Dev".into();
+        staging_http(&mut spec).expect_status = Some(700);
+        spec.environments[2].soak = Some("forever".into());
+        spec.history_limit = Some(0);
+        let problems = validate_pipeline(&spec);
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.environments[0].name",
+                "spec.environments[1].healthChecks.http[0].expectStatus",
+                "spec.environments[2].soak",
+                "spec.historyLimit",
+            ]
+        );
+        let all = describe(&problems);
+        let expected = problems.iter().map(|p| format!("{}: {}", p.field, p.message)).collect::<Vec<_>>().join("; ");
+        assert_eq!(all, expected);
+    }
+
+    #[test]
+    fn describe_joins_problems() {
+        assert_eq!(describe(&[]), "");
+        let problems = [
+            Problem::new(Reason::InvalidVersion, "spec.version", "bad"),
+            Problem::new(Reason::MissingSource, "spec.source", "missing"),
+        ];
+        assert_eq!(describe(&problems), "spec.version: bad; spec.source: missing");
+    }
+
+    // ---- validate_release -----------------------------------------------------------------
+
+    #[test]
+    fn valid_release_has_no_problems() {
+        let r = release("shop-2-4-1", release_spec("2.4.1"), 100);
+        assert_eq!(validate_alone(&r), vec![]);
+    }
+
+    #[test]
+    fn valid_release_variants_are_accepted() {
+        type Edit = fn(&mut ReleaseSpec);
+        fn git(s: &mut ReleaseSpec) -> &mut crate::api::release::GitSource {
+            s.source.as_mut().unwrap().git.as_mut().unwrap()
+        }
+        let cases: &[(&str, Edit)] = &[
+            ("pre-release version", |s| s.version = "3.0.0-rc.1".into()),
+            ("build metadata", |s| s.version = "1.0.0+build.5".into()),
+            ("ssh url", |s| git(s).url = "ssh://git@github.com/acme/shop.git".into()),
+            ("scp-like url", |s| git(s).url = "git@github.com:acme/shop.git".into()),
+            ("file url", |s| git(s).url = "file:///srv/git/shop.git".into()),
+            ("http url", |s| git(s).url = "http://git.internal/shop.git".into()),
+            ("branch ref", |s| git(s).reference = GitRef { branch: Some("main".into()), ..Default::default() }),
+            ("sha1 commit", |s| git(s).reference = GitRef { commit: Some("a".repeat(40)), ..Default::default() }),
+            ("sha256 commit", |s| git(s).reference = GitRef { commit: Some("0f".repeat(32)), ..Default::default() }),
+            ("no path", |s| s.source.as_mut().unwrap().path = None),
+            ("dotted path", |s| s.source.as_mut().unwrap().path = Some("./deploy/..prod".into())),
+            ("no secretRef", |s| git(s).secret_ref = None),
+        ];
+        for (case, edit) in cases {
+            let mut spec = release_spec("1.0.0");
+            edit(&mut spec);
+            assert_eq!(validate_alone(&release("r", spec, 1)), vec![], "{case}");
+        }
+    }
+
+    #[test]
+    fn each_release_mistake_names_its_field_and_the_fix() {
+        type Edit = fn(&mut ReleaseSpec);
+        fn git(s: &mut ReleaseSpec) -> &mut crate::api::release::GitSource {
+            s.source.as_mut().unwrap().git.as_mut().unwrap()
+        }
+        fn reference(tag: Option<&str>, commit: Option<&str>, branch: Option<&str>) -> GitRef {
+            GitRef { tag: tag.map(Into::into), commit: commit.map(Into::into), branch: branch.map(Into::into) }
+        }
+        const SHA: &str = "3f786850e387550fdab836ed7e6dc881de23001b";
+        // (case, edit to a valid release, reason, field, text the message must contain)
+        let cases: &[(&str, Edit, Reason, &str, &str)] = &[
+            (
+                "leading v",
+                |s| s.version = "v1.0".into(),
+                Reason::InvalidVersion,
+                "spec.version",
+                "without a leading `v`",
+            ),
+            ("two-part version", |s| s.version = "1.0".into(), Reason::InvalidVersion, "spec.version", "like 2.4.1"),
+            ("missing source", |s| s.source = None, Reason::MissingSource, "spec.source", "spec.source.git.url"),
+            (
+                "source without git",
+                |s| s.source.as_mut().unwrap().git = None,
+                Reason::MissingSource,
+                "spec.source.git",
+                "spec.source.git.ref",
+            ),
+            (
+                "ftp url",
+                |s| git(s).url = "ftp://x".into(),
+                Reason::InvalidSource,
+                "spec.source.git.url",
+                "https://host/repo.git",
+            ),
+            ("empty url", |s| git(s).url = "  ".into(), Reason::InvalidSource, "spec.source.git.url", "not a git URL"),
+            (
+                "bare path url",
+                |s| git(s).url = "github.com/acme/shop".into(),
+                Reason::InvalidSource,
+                "spec.source.git.url",
+                "not a git URL",
+            ),
+            (
+                "ref with nothing set",
+                |s| git(s).reference = reference(None, None, None),
+                Reason::InvalidSource,
+                "spec.source.git.ref",
+                "0 of tag, commit and branch are set; set exactly one",
+            ),
+            (
+                "ref with tag and branch",
+                |s| git(s).reference = reference(Some("v1"), None, Some("main")),
+                Reason::InvalidSource,
+                "spec.source.git.ref",
+                "2 of tag, commit and branch are set; set exactly one",
+            ),
+            (
+                "ref with tag and commit",
+                |s| git(s).reference = reference(Some("v1"), Some(SHA), None),
+                Reason::InvalidSource,
+                "spec.source.git.ref",
+                "set exactly one",
+            ),
+            (
+                "empty tag",
+                |s| git(s).reference = reference(Some(" "), None, None),
+                Reason::InvalidSource,
+                "spec.source.git.ref.tag",
+                "is empty",
+            ),
+            (
+                "empty branch",
+                |s| git(s).reference = reference(None, None, Some("")),
+                Reason::InvalidSource,
+                "spec.source.git.ref.branch",
+                "is empty",
+            ),
+            (
+                "short commit id",
+                |s| git(s).reference = reference(None, Some("3f78685"), None),
+                Reason::InvalidSource,
+                "spec.source.git.ref.commit",
+                "all 40 hex digits",
+            ),
+            (
+                "non-hex commit id",
+                |s| git(s).reference = reference(None, Some(&"z".repeat(40)), None),
+                Reason::InvalidSource,
+                "spec.source.git.ref.commit",
+                "not a full commit id",
+            ),
+            (
+                "path climbing out",
+                |s| s.source.as_mut().unwrap().path = Some("deploy/../../etc".into()),
+                Reason::InvalidSource,
+                "spec.source.path",
+                "without `..`",
+            ),
+            (
+                "path of only ..",
+                |s| s.source.as_mut().unwrap().path = Some("..".into()),
+                Reason::InvalidSource,
+                "spec.source.path",
+                "leaves the repository",
+            ),
+            (
+                "absolute path",
+                |s| s.source.as_mut().unwrap().path = Some("/etc/kubernetes".into()),
+                Reason::InvalidSource,
+                "spec.source.path",
+                "relative directory",
+            ),
+            (
+                "bad secret name",
+                |s| git(s).secret_ref.as_mut().unwrap().name = "GitHub_Token".into(),
+                Reason::InvalidSource,
+                "spec.source.git.secretRef.name",
+                "`GitHub_Token`",
+            ),
+        ];
+        for (case, edit, reason, field, hint) in cases {
+            let mut spec = release_spec("1.0.0");
+            edit(&mut spec);
+            let problems = validate_alone(&release("r", spec, 1));
+            assert_eq!(reasons(&problems), vec![*reason], "{case}: {problems:#?}");
+            let p = &problems[0];
+            assert_eq!(p.field, *field, "{case}");
+            assert!(p.message.contains(hint), "{case}: message {:?} should contain {hint:?}", p.message);
+        }
+    }
+
+    #[test]
+    fn missing_pipeline_is_reported_with_its_name() {
+        let r = release("r", release_spec("1.0.0"), 1);
+        let problems = validate_release(&r, &ReleaseNeighbours { pipeline_exists: false, others: &[] });
+        assert_eq!(reasons(&problems), [Reason::PipelineNotFound]);
+        assert_eq!(problems[0].field, "spec.pipeline");
+        assert!(problems[0].message.contains("`shop`"), "{}", problems[0].message);
+        assert!(problems[0].message.contains("create it or fix the name"), "{}", problems[0].message);
+    }
+
+    #[test]
+    fn every_release_problem_is_reported() {
+        let mut spec = release_spec("latest");
+        spec.source = None;
+        let r = release("r", spec, 1);
+        let problems = validate_release(&r, &ReleaseNeighbours { pipeline_exists: false, others: &[] });
+        assert_eq!(reasons(&problems), [Reason::InvalidVersion, Reason::PipelineNotFound, Reason::MissingSource]);
+    }
+
+    #[test]
+    fn only_the_newer_release_gets_duplicate_version() {
+        // (case, mine (name, pipeline, version, created), other, owner named in DuplicateVersion)
+        type R = (&'static str, &'static str, &'static str, i64);
+        let cases: &[(&str, R, R, Option<&str>)] = &[
+            ("newer release", ("b", "shop", "1.0.0", 20), ("a", "shop", "1.0.0", 10), Some("a")),
+            ("older release", ("a", "shop", "1.0.0", 10), ("b", "shop", "1.0.0", 20), None),
+            ("older by time, later by name", ("z", "shop", "1.0.0", 10), ("a", "shop", "1.0.0", 20), None),
+            ("newer by time, earlier by name", ("a", "shop", "1.0.0", 20), ("z", "shop", "1.0.0", 10), Some("z")),
+            ("same time, later name", ("b", "shop", "1.0.0", 10), ("a", "shop", "1.0.0", 10), Some("a")),
+            ("same time, earlier name", ("a", "shop", "1.0.0", 10), ("b", "shop", "1.0.0", 10), None),
+            ("build metadata ignored", ("b", "shop", "1.0.0+b", 20), ("a", "shop", "1.0.0+a", 10), Some("a")),
+            ("different pipeline", ("b", "shop", "1.0.0", 20), ("a", "cart", "1.0.0", 10), None),
+            ("different version", ("b", "shop", "1.0.1", 20), ("a", "shop", "1.0.0", 10), None),
+            ("pre-release differs", ("b", "shop", "1.0.0", 20), ("a", "shop", "1.0.0-rc.1", 10), None),
+            ("other has invalid version", ("b", "shop", "1.0.0", 20), ("a", "shop", "v1.0.0", 10), None),
+        ];
+        for (case, mine, other, owner) in cases {
+            let me = release_of(mine.0, mine.1, mine.2, mine.3);
+            let them = release_of(other.0, other.1, other.2, other.3);
+            let problems = validate_among(&me, &[&them]);
+            match owner {
+                None => assert_eq!(problems, vec![], "{case}"),
+                Some(owner) => {
+                    assert_eq!(reasons(&problems), [Reason::DuplicateVersion], "{case}");
+                    assert_eq!(problems[0].field, "spec.version", "{case}");
+                    let m = &problems[0].message;
+                    assert!(m.contains(&format!("Release `{owner}`")), "{case}: {m}");
+                    assert!(m.contains("pipeline `shop`"), "{case}: {m}");
+                    assert!(m.contains("choose a new version"), "{case}: {m}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn duplicate_version_names_the_oldest_owner() {
+        let a = release_of("a", "shop", "1.0.0", 10);
+        let b = release_of("b", "shop", "1.0.0", 20);
+        let c = release_of("c", "shop", "1.0.0", 30);
+        let all = [&a, &b, &c];
+        // Every release sees the whole namespace, itself included, as the controller's cache gives it.
+        assert_eq!(validate_among(&a, &all), vec![]);
+        for newer in [&b, &c] {
+            let problems = validate_among(newer, &all);
+            assert_eq!(reasons(&problems), [Reason::DuplicateVersion]);
+            assert!(problems[0].message.contains("Release `a`"), "{}", problems[0].message);
+        }
+        // Order of the neighbours does not matter.
+        let problems = validate_among(&c, &[&b, &c, &a]);
+        assert!(problems[0].message.contains("Release `a`"), "{}", problems[0].message);
+    }
+
+    #[test]
+    fn release_is_not_compared_with_itself() {
+        let me = release_of("a", "shop", "1.0.0", 10);
+        assert_eq!(validate_among(&me, &[&me]), vec![]);
+        // A stale copy of itself (same name) in the cache is not a duplicate either.
+        let stale = release_of("a", "shop", "1.0.0", 5);
+        assert_eq!(validate_among(&me, &[&stale]), vec![]);
+    }
+
+    #[test]
+    fn a_claimed_version_is_kept_against_a_same_second_newcomer() {
+        // `b` was reconciled first and accepted; `a` appears later with the same creation second
+        // and a name that sorts first. The version stays with `b`.
+        let mut b = release_of("b", "shop", "1.0.0", 10);
+        let accepted = validate_alone(&b);
+        assert_eq!(accepted, vec![]);
+        b.status = Some(crate::core::status::release_status(&b, &accepted, t(10)));
+        let a = release_of("a", "shop", "1.0.0", 10);
+        let problems = validate_among(&a, &[&a, &b]);
+        assert_eq!(reasons(&problems), [Reason::DuplicateVersion]);
+        assert!(problems[0].message.contains("Release `b`"), "{}", problems[0].message);
+        assert_eq!(validate_among(&b, &[&a, &b]), vec![]);
+    }
+
+    #[test]
+    fn a_release_stalled_on_duplicate_version_holds_no_claim() {
+        let a = release_of("a", "shop", "1.0.0", 10);
+        let mut b = release_of("b", "shop", "1.0.0", 20);
+        let problems = validate_among(&b, &[&a, &b]);
+        b.status = Some(crate::core::status::release_status(&b, &problems, t(20)));
+        // `b` has a status now, but it is stalled on the duplicate: `a` keeps the version.
+        assert_eq!(validate_among(&a, &[&a, &b]), vec![]);
+        assert_eq!(reasons(&validate_among(&b, &[&a, &b])), [Reason::DuplicateVersion]);
+    }
+
+    #[test]
+    fn invalid_version_skips_the_duplicate_check() {
+        let a = release_of("a", "shop", "v1.0", 10);
+        let b = release_of("b", "shop", "v1.0", 20);
+        assert_eq!(reasons(&validate_among(&b, &[&a])), [Reason::InvalidVersion]);
     }
 }

@@ -98,11 +98,11 @@ pub async fn check_crds(ctx: &Context) -> std::result::Result<(), String> {
     let releases = ctx.watched_api::<Release>().list_metadata(&params).await;
     match (pipelines, releases) {
         (Ok(_), Ok(_)) => Ok(()),
-        (Err(kube::Error::Api(s)), _) | (_, Err(kube::Error::Api(s))) if s.code == 404 => Err(
-            "the Conveyor CRDs (pipelines.conveyor.dev, releases.conveyor.dev) are not installed; \
+        (Err(kube::Error::Api(s)), _) | (_, Err(kube::Error::Api(s))) if s.code == 404 => {
+            Err("the Conveyor CRDs (pipelines.conveyor.dev, releases.conveyor.dev) are not installed; \
              install them with `conveyor crds | kubectl apply --server-side -f -` (or `kubectl apply -f crds/`)"
-                .to_owned(),
-        ),
+                .to_owned())
+        }
         (Err(e), _) | (_, Err(e)) => Err(format!("cannot list Conveyor resources: {e}")),
     }
 }

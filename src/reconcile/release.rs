@@ -32,7 +32,10 @@ pub struct ReleaseContext {
 }
 
 /// Builds the Release controller; also returns its stores (releases, pipelines) for readiness.
-pub fn controller(ctx: Arc<Context>, shutdown: CancellationToken) -> (BoxFuture<'static, ()>, (Store<Release>, Store<Pipeline>)) {
+pub fn controller(
+    ctx: Arc<Context>,
+    shutdown: CancellationToken,
+) -> (BoxFuture<'static, ()>, (Store<Release>, Store<Pipeline>)) {
     let (pipelines, writer) = reflector::store::<Pipeline>();
     let pipeline_events = watcher(ctx.watched_api::<Pipeline>(), watcher::Config::default())
         .default_backoff()
@@ -74,7 +77,8 @@ async fn reconcile(release: Arc<Release>, ctx: Arc<ReleaseContext>) -> Result<Ac
     // Observe: a Pipeline missing from a cache that has not synced yet would be a false alarm.
     let _ = ctx.pipelines.wait_until_ready().await;
     let pipeline_exists = ctx.pipelines.get(&ObjectRef::new(&release.spec.pipeline).within(&ns)).is_some();
-    let others: Vec<Arc<Release>> = ctx.releases.state().into_iter().filter(|r| r.namespace().as_deref() == Some(&ns)).collect();
+    let others: Vec<Arc<Release>> =
+        ctx.releases.state().into_iter().filter(|r| r.namespace().as_deref() == Some(&ns)).collect();
     let others: Vec<&Release> = others.iter().map(AsRef::as_ref).collect();
 
     // Validate and decide (pure).
@@ -103,5 +107,9 @@ fn key(release: &Release) -> String {
 fn error_policy(release: Arc<Release>, error: &Error, ctx: Arc<ReleaseContext>) -> Action {
     ctx.base.metrics.reconcile_error(CONTROLLER, error.kind());
     tracing::warn!(error = %error, release = %key(&release), "reconcile failed");
-    if error.is_transient() { Action::requeue(ctx.base.backoff.next_delay(&key(&release))) } else { Action::await_change() }
+    if error.is_transient() {
+        Action::requeue(ctx.base.backoff.next_delay(&key(&release)))
+    } else {
+        Action::await_change()
+    }
 }
