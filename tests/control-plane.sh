@@ -62,7 +62,7 @@ EOF
   mkdir -p "$src/.go/src/k8s.io"
   ln -sfn "$src" "$src/.go/src/k8s.io/kubernetes"
   local gopath="$src/.go" pkg="$src/.go/src/k8s.io/kubernetes"
-  export GO111MODULE=off GOPATH="$gopath" CGO_ENABLED=0 GOPROXY=off GOFLAGS= GOCACHE="$work/gocache"
+  export GO111MODULE=off GOPATH="$gopath" CGO_ENABLED=0 GOPROXY=off GOFLAGS='' GOCACHE="$work/gocache"
   log "generating openapi"
   (cd "$pkg" && make gen_openapi >/dev/null 2>&1)
   local ldflags="-s -w"

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# `make demo`: a local control plane, the CRDs, the controller, and the example Pipeline and
+# Releases from config/examples/, then their status as kubectl shows it.
+# DEMO_KEEP=1 leaves everything running and prints how to reach it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source tests/lib.sh
+
+need_rust
+apt_install curl
+# Any kubectl will do; Debian's kubernetes-client (1.20) matches the local server.
+command -v kubectl >/dev/null 2>&1 || apt_install kubernetes-client
+
+step "building conveyor"
+cargo build --quiet
+bin=target/debug/conveyor
+
+step "starting a local control plane (first run builds kube-apiserver 1.20: ~5 minutes, then cached)"
+tests/control-plane.sh install
+run_dir=$(mktemp -d -t conveyor-demo-XXXXXX)
+controller_pid=""
+cleanup() {
+  [ -n "$controller_pid" ] && kill "$controller_pid" 2>/dev/null && wait "$controller_pid" 2>/dev/null
+  tests/control-plane.sh stop "$run_dir"
+}
+if [ "${DEMO_KEEP:-}" != 1 ]; then trap cleanup EXIT; fi
+tests/control-plane.sh start "$run_dir" >/dev/null
+export KUBECONFIG="$run_dir/kubeconfig"
+
+step "installing the CRDs"
+"$bin" crds | kubectl apply --server-side -f -
+kubectl wait --for=condition=Established crd/pipelines.conveyor.dev crd/releases.conveyor.dev --timeout=60s
+
+step "starting the controller (logs: $run_dir/controller.log)"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+CONVEYOR_METRICS_ADDRESS="127.0.0.1:$port" CONVEYOR_LEASE_NAMESPACE=default \
+  "$bin" controller --config config/conveyor.yaml >"$run_dir/controller.log" 2>&1 &
+controller_pid=$!
+deadline=$(( $(date +%s) + 60 ))
+until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do
+  if [ "$(date +%s)" -ge "$deadline" ]; then echo "controller did not become ready; log:" >&2; cat "$run_dir/controller.log" >&2; exit 1; fi
+  sleep 0.2
+done
+
+step "applying config/examples/"
+kubectl apply --server-side -f config/examples/
+kubectl -n checkout wait --for=condition=Reconciling pipeline/checkout release/checkout-2.4.1 --timeout=60s
+kubectl -n checkout wait --for=condition=Stalled release/checkout-broken --timeout=60s
+
+step "kubectl get conveyor -n checkout -o wide"
+kubectl get conveyor -n checkout -o wide
+
+step "conditions"
+for obj in pipeline/checkout release/checkout-2.4.1 release/checkout-broken; do
+  printf '%s\n' "$obj"
+  kubectl -n checkout get "$obj" -o jsonpath='{range .status.conditions[*]}  {.type}={.status}  {.reason}: {.message}{"\n"}{end}'
+done
+
+step "events"
+kubectl -n checkout get events --field-selector type=Warning
+
+step "metrics (http://127.0.0.1:$port/metrics)"
+curl -s "http://127.0.0.1:$port/metrics" | grep -E '^conveyor_(leader|reconcile_duration_seconds_count)'
+
+if [ "${DEMO_KEEP:-}" = 1 ]; then
+  printf '\nStill running. export KUBECONFIG=%s\nStop with: kill %s; tests/control-plane.sh stop %s\n' "$run_dir/kubeconfig" "$controller_pid" "$run_dir"
+else
+  printf '\nDone; stopping the controller and the control plane (DEMO_KEEP=1 keeps them running).\n'
+fi

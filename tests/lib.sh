@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Shared helpers for the test and demo scripts (sourced, not run).
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Installs Debian packages that are missing (one apt-get update per run at most).
+apt_install() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  step "apt-get install ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# The Rust toolchain (edition 2024 needs cargo >= 1.85) with rustfmt and clippy.
+need_rust() {
+  if ! command -v cargo >/dev/null 2>&1; then
+    echo "cargo not found: install Rust with rustup (https://rustup.rs), then run this again" >&2
+    exit 1
+  fi
+  local minor
+  minor=$(cargo --version | sed -E 's/^cargo 1\.([0-9]+).*/\1/')
+  if [ "$minor" -lt 89 ]; then
+    echo "cargo $(cargo --version) is too old: Conveyor needs Rust 1.89 or newer (rustup update)" >&2
+    exit 1
+  fi
+  rustup component add rustfmt clippy >/dev/null 2>&1 || true
+}
