@@ -1,5 +1,8 @@
 //! `Release`: one immutable version of an application, packaged from git.
 
+// kube-derive takes one `printcolumn(...)` per column; clippy reads the repeated `type_` keys as duplicates.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;

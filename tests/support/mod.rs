@@ -48,13 +48,15 @@ pub fn kubeconfig() -> &'static Path {
             script = script.display(),
             dir = dir.display()
         );
-        Command::new("setsid")
-            .args(["bash", "-c", &reaper])
+        // `setsid -f` forks the reaper into its own session and returns at once.
+        let status = Command::new("setsid")
+            .args(["-f", "bash", "-c", &reaper])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .spawn()
+            .status()
             .expect("spawn reaper");
+        assert!(status.success(), "setsid failed to start the reaper");
         dir.join("kubeconfig")
     })
 }
