@@ -160,7 +160,8 @@ async fn invalid_releases_stall_with_named_reasons() {
     let cases = [
         (release("not-semver", "shop", "v1.0", Some(source())), "InvalidVersion", "spec.version", "2.4.1"),
         (release("no-pipeline", "nowhere", "1.0.0", Some(source())), "PipelineNotFound", "spec.pipeline", "create it"),
-        (release("dup-version", "shop", "1.0.0", Some(source())), "DuplicateVersion", "shop-1.0.0", "new version"),
+        // Created after shop-1.0.0 and sorting after it, so it is the newer whatever the clock says.
+        (release("shop-1.0.0-again", "shop", "1.0.0", Some(source())), "DuplicateVersion", "shop-1.0.0", "new version"),
         (release("no-source", "shop", "1.0.1", None), "MissingSource", "spec.source", "spec.source.git.url"),
     ];
     for (obj, ..) in &cases {
@@ -234,4 +235,33 @@ async fn observed_generation_follows_spec_changes_and_a_fix_clears_stalled() {
         after.metadata.resource_version, labelled.metadata.resource_version,
         "status rewritten without a change"
     );
+}
+
+#[tokio::test]
+async fn same_version_releases_created_together_converge_on_one_owner() {
+    let client = support::client().await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "same-version").await;
+    let _controller = ControllerProcess::start(&ns, "validator");
+    let pipelines: Api<Pipeline> = Api::namespaced(client.clone(), &ns);
+    let api: Api<Release> = Api::namespaced(client.clone(), &ns);
+    apply(&pipelines, "shop", &pipeline("shop", envs3())).await;
+    for name in ["twin-b", "twin-a"] {
+        apply(&api, name, &release(name, "shop", "3.0.0", Some(source()))).await;
+    }
+    let (owner, duplicate) = support::poll("exactly one owner of 3.0.0", support::DEADLINE, || async {
+        let state = |r: &Release| {
+            let s = r.status.as_ref()?;
+            (s.observed_generation == r.metadata.generation).then(|| condition(&s.conditions, "Stalled").cloned())?
+        };
+        let (a, b) = (api.get("twin-a").await.ok()?, api.get("twin-b").await.ok()?);
+        let (sa, sb) = (state(&a)?, state(&b)?);
+        match (sa.status.as_str(), sb.status.as_str()) {
+            ("False", "True") if sb.reason == "DuplicateVersion" => Some(("twin-a", sb)),
+            ("True", "False") if sa.reason == "DuplicateVersion" => Some(("twin-b", sa)),
+            _ => None,
+        }
+    })
+    .await;
+    assert!(duplicate.message.contains(&format!("Release `{owner}`")), "{}", duplicate.message);
 }

@@ -68,6 +68,8 @@ pub enum Reason {
     InvalidNamespace,
     /// Two environments deploy into the same namespace.
     DuplicateNamespace,
+    /// `serviceAccountName` is not a valid ServiceAccount name.
+    InvalidServiceAccount,
     /// A duration field does not parse.
     InvalidDuration,
     /// A health check is malformed.
@@ -98,6 +100,7 @@ impl Reason {
             Self::DuplicateEnvironment => "DuplicateEnvironment",
             Self::InvalidNamespace => "InvalidNamespace",
             Self::DuplicateNamespace => "DuplicateNamespace",
+            Self::InvalidServiceAccount => "InvalidServiceAccount",
             Self::InvalidDuration => "InvalidDuration",
             Self::InvalidHealthCheck => "InvalidHealthCheck",
             Self::InvalidHistoryLimit => "InvalidHistoryLimit",

@@ -69,7 +69,7 @@ pub struct Source {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GitSource {
-    /// `https://`, `ssh://` (or `user@host:path`) or `file://` URL.
+    /// `https://` (or `http://`), `ssh://` (or `user@host:path`) or `file://` URL.
     pub url: String,
     /// Exactly one of tag, commit or branch; resolved once and recorded in `status.commit`.
     #[serde(rename = "ref")]

@@ -278,7 +278,9 @@ source:
         use EnvironmentPhase::{Healthy, Idle, Soaking};
         // (case, spec environments, existing environment statuses, expected (name, phase, current release))
         type Expected = (&'static str, EnvironmentPhase, Option<&'static str>);
-        let cases: Vec<(&str, Vec<(&str, &str)>, Vec<EnvironmentStatus>, Vec<Expected>, &str)> = vec![
+        type Case =
+            (&'static str, Vec<(&'static str, &'static str)>, Vec<EnvironmentStatus>, Vec<Expected>, &'static str);
+        let cases: Vec<Case> = vec![
             (
                 "new pipeline",
                 vec![("development", "shop-dev"), ("staging", "shop-staging")],
@@ -419,7 +421,8 @@ source:
     fn pipeline_status_is_stable_when_fed_back() {
         use EnvironmentPhase::Healthy;
         // (case, spec environments, existing environments)
-        let cases: Vec<(&str, Vec<(&str, &str)>, Vec<EnvironmentStatus>)> = vec![
+        type Case = (&'static str, Vec<(&'static str, &'static str)>, Vec<EnvironmentStatus>);
+        let cases: Vec<Case> = vec![
             ("new valid", vec![("development", "shop-dev"), ("staging", "shop-staging")], vec![]),
             (
                 "valid with history",

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use crate::api::Reason;
 use crate::api::pipeline::{Environment, PipelineSpec};
-use crate::api::release::{Release, Source};
+use crate::api::release::{Release, ReleasePhase, Source};
 use crate::api::types::Version;
 use crate::core::{duration, threshold};
 
@@ -136,7 +136,7 @@ fn validate_environment_details(env: &Environment, at: &str, problems: &mut Vec<
         && !is_dns_subdomain(sa)
     {
         problems.push(Problem::new(
-            Reason::InvalidNamespace,
+            Reason::InvalidServiceAccount,
             format!("{at}.serviceAccountName"),
             format!("`{sa}` is not a valid ServiceAccount name; use lowercase letters, digits, '-' and '.'"),
         ));
@@ -255,31 +255,79 @@ pub fn validate_release(release: &Release, neighbours: &ReleaseNeighbours<'_>) -
     problems
 }
 
-/// The Release that already owns `version` in the same pipeline: one that has already claimed it
-/// (was accepted by an earlier reconcile) wins, then the older by creation time, then by name.
-/// Creation times have one-second resolution, so without the claim a newcomer created in the
-/// same second could take the version from a release that was already accepted.
+/// The Release that owns `version` in the same pipeline, if it is not `release`: one that has
+/// already claimed it by being packaged wins, then the older by creation time, then by name.
+/// The order never depends on how fresh the controller's cache is, except for the claim, which
+/// protects a release that did real work from a newcomer created in the same second
+/// (creation times have one-second resolution).
 fn version_owner<'a>(release: &Release, version: &Version, others: &[&'a Release]) -> Option<&'a str> {
-    let key =
-        |r: &Release| (!has_claim(r), r.metadata.creation_timestamp.clone().map(|t| t.0), r.metadata.name.clone());
-    let mine = key(release);
-    others
-        .iter()
-        .filter(|o| o.metadata.name != release.metadata.name && o.spec.pipeline == release.spec.pipeline)
-        .filter(|o| Version::parse(&o.spec.version).is_ok_and(|v| &v == version))
-        .filter(|o| key(o) < mine)
-        .min_by_key(|o| key(o))
+    let mine = ownership_key(release);
+    same_version(release, version, others)
+        .filter(|o| ownership_key(o) < mine)
+        .min_by_key(|o| ownership_key(o))
         .and_then(|o| o.metadata.name.as_deref())
 }
 
-/// Whether a reconcile already accepted this Release's version (it has status and is not
-/// stalled for a duplicate version).
+fn same_version<'a, 'b>(
+    release: &'b Release,
+    version: &'b Version,
+    others: &'b [&'a Release],
+) -> impl Iterator<Item = &'a Release> + 'b {
+    others.iter().copied().filter(move |o| {
+        o.metadata.name != release.metadata.name
+            && o.spec.pipeline == release.spec.pipeline
+            && Version::parse(&o.spec.version).is_ok_and(|v| &v == version)
+    })
+}
+
+type OwnershipKey = (bool, Option<jiff::Timestamp>, Option<String>);
+
+fn ownership_key(r: &Release) -> OwnershipKey {
+    (!has_claim(r), r.metadata.creation_timestamp.as_ref().map(|t| t.0), r.metadata.name.clone())
+}
+
+/// Whether this Release has claimed its version by real work: packaging started or finished for
+/// its current generation, and it is not stalled.
 fn has_claim(release: &Release) -> bool {
     release.status.as_ref().is_some_and(|s| {
-        s.phase.is_some()
-            && !crate::core::conditions::find(&s.conditions, crate::api::ConditionType::Stalled)
+        s.observed_generation.is_some()
+            && s.observed_generation == release.metadata.generation
+            && matches!(s.phase, Some(ReleasePhase::Packaging | ReleasePhase::Packaged))
+            && !crate::core::conditions::is_true(&s.conditions, crate::api::ConditionType::Stalled)
+    })
+}
+
+/// Releases that use the version `release` owns but do not yet report `DuplicateVersion` for
+/// their current generation: the controller re-checks them so that both sides agree at once.
+pub fn displaced_duplicates<'a>(release: &Release, others: &[&'a Release]) -> Vec<&'a Release> {
+    let Ok(version) = Version::parse(&release.spec.version) else { return Vec::new() };
+    if version_owner(release, &version, others).is_some() {
+        return Vec::new();
+    }
+    same_version(release, &version, others).filter(|o| !reports_duplicate(o)).collect()
+}
+
+fn reports_duplicate(release: &Release) -> bool {
+    release.status.as_ref().is_some_and(|s| {
+        s.observed_generation == release.metadata.generation
+            && crate::core::conditions::find(&s.conditions, crate::api::ConditionType::Stalled)
                 .is_some_and(|c| c.status == "True" && c.reason == Reason::DuplicateVersion.as_str())
     })
+}
+
+/// Whether `url` is a git URL Conveyor can fetch: http(s), ssh or file with a host or path, or
+/// the scp-like `user@host:path`.
+fn is_git_url(url: &str) -> bool {
+    if url.contains("://") {
+        return url::Url::parse(url).is_ok_and(|u| match u.scheme() {
+            "https" | "http" | "ssh" => u.host_str().is_some_and(|h| !h.is_empty()),
+            "file" => u.path().len() > 1,
+            _ => false,
+        });
+    }
+    let Some((user_host, path)) = url.split_once(':') else { return false };
+    let Some((user, host)) = user_host.split_once('@') else { return false };
+    !user.is_empty() && is_dns_subdomain(host) && !path.is_empty() && !url.contains(char::is_whitespace)
 }
 
 fn validate_source(source: &Source, problems: &mut Vec<Problem>) {
@@ -292,13 +340,13 @@ fn validate_source(source: &Source, problems: &mut Vec<Problem>) {
         return;
     };
     let url = git.url.trim();
-    let scheme_ok = ["https://", "http://", "ssh://", "file://"].iter().any(|p| url.starts_with(p))
-        || (url.contains('@') && url.contains(':') && !url.contains("://"));
-    if url.is_empty() || !scheme_ok {
+    if !is_git_url(url) {
         problems.push(Problem::new(
             Reason::InvalidSource,
             "spec.source.git.url",
-            format!("`{url}` is not a git URL; use https://host/repo.git, ssh://git@host/repo.git, git@host:repo.git or file:///path"),
+            format!(
+                "`{url}` is not a git URL; use https://host/repo.git, ssh://git@host/repo.git, git@host:repo.git or file:///path"
+            ),
         ));
     }
     let r = &git.reference;
@@ -315,8 +363,8 @@ fn validate_source(source: &Source, problems: &mut Vec<Problem>) {
             problems.push(Problem::new(Reason::InvalidSource, format!("spec.source.git.ref.{field}"), "is empty"));
         }
     }
-    if let Some(commit) = &r.commit
-        && !commit.trim().is_empty()
+    if let Some(commit) = r.commit.as_deref().map(str::trim)
+        && !commit.is_empty()
         && !(matches!(commit.len(), 40 | 64) && commit.bytes().all(|b| b.is_ascii_hexdigit()))
     {
         problems.push(Problem::new(
@@ -325,7 +373,7 @@ fn validate_source(source: &Source, problems: &mut Vec<Problem>) {
             format!("`{commit}` is not a full commit id; use all 40 hex digits (or use tag or branch)"),
         ));
     }
-    if let Some(path) = &source.path
+    if let Some(path) = source.path.as_deref().map(str::trim)
         && (path.starts_with('/') || path.split('/').any(|c| c == ".."))
     {
         problems.push(Problem::new(
@@ -630,7 +678,7 @@ source:
             (
                 "invalid serviceAccountName",
                 |s| s.environments[1].service_account_name = Some("Deployer!".into()),
-                Reason::InvalidNamespace,
+                Reason::InvalidServiceAccount,
                 "spec.environments[1].serviceAccountName",
                 "ServiceAccount",
             ),
@@ -1115,14 +1163,19 @@ source:
         assert_eq!(validate_among(&me, &[&stale]), vec![]);
     }
 
+    /// `r` after a reconcile that found `problems`, with packaging at `phase`.
+    fn reconciled(mut r: Release, problems: &[Problem], phase: ReleasePhase, at: i64) -> Release {
+        let mut status = crate::core::status::release_status(&r, problems, t(at));
+        status.phase = Some(phase);
+        r.status = Some(status);
+        r
+    }
+
     #[test]
-    fn a_claimed_version_is_kept_against_a_same_second_newcomer() {
-        // `b` was reconciled first and accepted; `a` appears later with the same creation second
-        // and a name that sorts first. The version stays with `b`.
-        let mut b = release_of("b", "shop", "1.0.0", 10);
-        let accepted = validate_alone(&b);
-        assert_eq!(accepted, vec![]);
-        b.status = Some(crate::core::status::release_status(&b, &accepted, t(10)));
+    fn a_packaged_release_keeps_its_version_against_a_same_second_newcomer() {
+        // `b` was accepted and packaged; `a` appears with the same creation second and a name
+        // that sorts first. The version stays with `b`, the release that did the work.
+        let b = reconciled(release_of("b", "shop", "1.0.0", 10), &[], ReleasePhase::Packaged, 10);
         let a = release_of("a", "shop", "1.0.0", 10);
         let problems = validate_among(&a, &[&a, &b]);
         assert_eq!(reasons(&problems), [Reason::DuplicateVersion]);
@@ -1131,14 +1184,47 @@ source:
     }
 
     #[test]
-    fn a_release_stalled_on_duplicate_version_holds_no_claim() {
+    fn without_packaging_the_order_is_creation_time_then_name_whatever_the_cache_shows() {
+        // Status written by an earlier reconcile (Pending) is no claim: both sides agree on the
+        // owner whether or not the cache already shows the other's status.
+        let b_pending = reconciled(release_of("b", "shop", "1.0.0", 10), &[], ReleasePhase::Pending, 10);
         let a = release_of("a", "shop", "1.0.0", 10);
-        let mut b = release_of("b", "shop", "1.0.0", 20);
-        let problems = validate_among(&b, &[&a, &b]);
-        b.status = Some(crate::core::status::release_status(&b, &problems, t(20)));
-        // `b` has a status now, but it is stalled on the duplicate: `a` keeps the version.
+        assert_eq!(validate_among(&a, &[&a, &b_pending]), vec![]);
+        assert_eq!(reasons(&validate_among(&b_pending, &[&a, &b_pending])), [Reason::DuplicateVersion]);
+    }
+
+    #[test]
+    fn a_claim_from_an_older_generation_does_not_count() {
+        // `a` was packaged as 0.9.0, then its spec was edited to 1.0.0 (generation 2, status
+        // still at 1): it must not take 1.0.0 from the packaged `b`.
+        let mut a = reconciled(release_of("a", "shop", "0.9.0", 10), &[], ReleasePhase::Packaged, 10);
+        a.spec.version = "1.0.0".into();
+        a.metadata.generation = Some(2);
+        let b = reconciled(release_of("b", "shop", "1.0.0", 20), &[], ReleasePhase::Packaged, 20);
+        assert_eq!(validate_among(&b, &[&a, &b]), vec![]);
+        assert_eq!(reasons(&validate_among(&a, &[&a, &b])), [Reason::DuplicateVersion]);
+    }
+
+    #[test]
+    fn a_stalled_release_holds_no_claim() {
+        let a = release_of("a", "shop", "1.0.0", 10);
+        let missing_source = [Problem::new(Reason::MissingSource, "spec.source", "missing")];
+        let b = reconciled(release_of("b", "shop", "1.0.0", 20), &missing_source, ReleasePhase::Packaged, 20);
         assert_eq!(validate_among(&a, &[&a, &b]), vec![]);
-        assert_eq!(reasons(&validate_among(&b, &[&a, &b])), [Reason::DuplicateVersion]);
+        assert!(reasons(&validate_among(&b, &[&a, &b])).contains(&Reason::DuplicateVersion));
+    }
+
+    #[test]
+    fn the_owner_asks_to_recheck_duplicates_that_do_not_report_it_yet() {
+        let a = release_of("a", "shop", "1.0.0", 10);
+        let b = release_of("b", "shop", "1.0.0", 20);
+        let other = release_of("c", "shop", "2.0.0", 20);
+        let names = |v: Vec<&Release>| v.into_iter().map(|r| r.metadata.name.clone().unwrap()).collect::<Vec<_>>();
+        assert_eq!(names(displaced_duplicates(&a, &[&a, &b, &other])), ["b"]);
+        assert!(displaced_duplicates(&b, &[&a, &b, &other]).is_empty(), "only the owner asks");
+        // Once `b` reports the duplicate at its generation, nothing is asked again: no loop.
+        let b_stalled = reconciled(b.clone(), &validate_among(&b, &[&a, &b]), ReleasePhase::Pending, 21);
+        assert!(displaced_duplicates(&a, &[&a, &b_stalled]).is_empty());
     }
 
     #[test]

@@ -7,6 +7,9 @@ pub mod status;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::FutureExt;
 
 use kube::api::{Api, ListParams};
 use kube::runtime::events::{Recorder, Reporter};
@@ -109,13 +112,17 @@ pub async fn check_crds(ctx: &Context) -> std::result::Result<(), String> {
 
 /// Runs both controllers until `shutdown` is cancelled; sets `ready` once their caches have synced.
 pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>, shutdown: CancellationToken) {
-    let (release_controller, release_stores) = release::controller(ctx.clone(), shutdown.clone());
-    let (pipeline_controller, pipeline_store) = pipeline::controller(ctx.clone(), shutdown.clone());
+    let (release_controller, releases, mut pipelines_synced) = release::controller(ctx.clone(), shutdown.clone());
+    let (pipeline_controller, pipelines) = pipeline::controller(ctx.clone(), shutdown.clone());
     let readiness = async move {
         let synced = async {
-            let _ = release_stores.0.wait_until_ready().await;
-            let _ = release_stores.1.wait_until_ready().await;
-            let _ = pipeline_store.wait_until_ready().await;
+            let _ = pipelines_synced.wait_for(|synced| *synced).await;
+            // The controllers' own appliers also wait on these stores, and kube-runtime wakes only
+            // the last of several waiters: look again every 100 ms instead of parking on them.
+            for store in [releases.wait_until_ready().boxed(), pipelines.wait_until_ready().boxed()] {
+                let mut store = store;
+                while tokio::time::timeout(Duration::from_millis(100), &mut store).await.is_err() {}
+            }
         };
         tokio::select! {
             () = synced => {

@@ -160,7 +160,7 @@ impl ControllerProcess {
             .env("CONVEYOR_METRICS_ADDRESS", format!("127.0.0.1:{port}"))
             .env("CONVEYOR_LEASE_DURATION", "5s")
             .env("POD_NAME", identity)
-            .env("RUST_LOG", "info,conveyor=debug")
+            .env("RUST_LOG", std::env::var("CONVEYOR_TEST_RUST_LOG").unwrap_or_else(|_| "info,conveyor=debug".into()))
             .env_remove("CONVEYOR_CONFIG")
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("dup log file"))
