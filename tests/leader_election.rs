@@ -116,3 +116,17 @@ async fn sigterm_stops_reconciling_releases_the_lease_and_exits_cleanly() {
     apply_pipeline(&pipelines, "after").await;
     reconciled(&pipelines, "after").await;
 }
+
+#[tokio::test]
+async fn sigterm_right_after_start_exits_cleanly() {
+    // Shutdown can arrive before the caches have synced; the process must still exit at once.
+    let client = support::client().await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, "early-stop").await;
+    let mut c = ControllerProcess::start(&ns, "early");
+    support::poll("controller /healthz", support::DEADLINE, || async {
+        c.get("/healthz").await.filter(|(code, _)| *code == 200)
+    })
+    .await;
+    assert_eq!(c.terminate(), Some(0), "{}", c.logs());
+}

@@ -114,6 +114,8 @@ pub async fn check_crds(ctx: &Context) -> std::result::Result<(), String> {
 pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>, shutdown: CancellationToken) {
     let (release_controller, releases, mut pipelines_synced) = release::controller(ctx.clone(), shutdown.clone());
     let (pipeline_controller, pipelines) = pipeline::controller(ctx.clone(), shutdown.clone());
+    let started = ready.clone();
+    let stop_readiness = shutdown.clone();
     let readiness = async move {
         let synced = async {
             let _ = pipelines_synced.wait_for(|synced| *synced).await;
@@ -129,8 +131,24 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>, shutdown: Cancellati
                 tracing::info!("caches synced; ready");
                 ready.store(true, Ordering::Release);
             }
-            () = shutdown.cancelled() => {}
+            () = stop_readiness.cancelled() => {}
         }
     };
-    tokio::join!(release_controller, pipeline_controller, readiness);
+    let controllers = async {
+        tokio::join!(release_controller, pipeline_controller, readiness);
+    };
+    // Graceful shutdown lets in-flight reconciles finish, but kube-runtime waits for a store
+    // that will never sync if shutdown comes before the first sync: bound the wait.
+    let deadline = async {
+        shutdown.cancelled().await;
+        let grace = if started.load(Ordering::Acquire) { SHUTDOWN_GRACE } else { Duration::ZERO };
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        () = controllers => {}
+        () = deadline => tracing::warn!(grace = ?SHUTDOWN_GRACE, "controllers did not stop in time; exiting anyway"),
+    }
 }
+
+/// How long in-flight reconciles may take to finish after SIGTERM.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
