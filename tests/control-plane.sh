@@ -13,22 +13,9 @@ K8S_VERSION=1.20.2
 CACHE="${CONVEYOR_CACHE:-$HOME/.cache/conveyor}"
 BIN="$CACHE/k8s-$K8S_VERSION/bin"
 
+# shellcheck source=tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 log() { printf '[control-plane] %s\n' "$*" >&2; }
-
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
-
-apt_install() {
-  local missing=()
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  [ "${#missing[@]}" -eq 0 ] && return 0
-  log "apt-get install ${missing[*]}"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
 
 install_binaries() {
   apt_install etcd-server etcd-client openssl curl ca-certificates
