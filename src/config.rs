@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::core::{duration, validate::is_dns_label};
+use crate::core::duration;
+use crate::core::validate::{is_dns_label, is_dns_subdomain};
 
 /// A configuration error naming the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -266,7 +267,7 @@ fn build(raw: RawConfig, origin: &dyn Fn(&'static str) -> String) -> Result<Conf
         other => return Err(invalid("log_format", format!("`{other}` is not text or json"))),
     };
     let lease_name = raw.lease_name.unwrap_or_else(|| "conveyor-controller".into());
-    if !super::core::validate::is_dns_subdomain(&lease_name) {
+    if !is_dns_subdomain(&lease_name) {
         return Err(invalid("lease_name", format!("`{lease_name}` is not a valid object name")));
     }
     let lease_namespace = raw.lease_namespace.unwrap_or_default();

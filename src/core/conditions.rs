@@ -74,10 +74,7 @@ pub fn is_true(conditions: &[Condition], type_: ConditionType) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t(secs: i64) -> Timestamp {
-        Timestamp::from_second(secs).unwrap()
-    }
+    use crate::core::fixtures::t;
 
     fn stalled() -> Summary {
         Summary::Stalled { reason: Reason::InvalidVersion, message: "bad".into() }

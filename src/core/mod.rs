@@ -3,6 +3,8 @@
 
 pub mod conditions;
 pub mod duration;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod status;
 pub mod threshold;
 pub mod validate;

@@ -67,25 +67,17 @@ mod tests {
 
     use super::*;
     use crate::api::ConditionType;
-    use crate::api::pipeline::{DeployedRelease, EnvironmentPhase, PipelineSpec};
-    use crate::api::release::{Artifact, ReleaseSpec};
+    use crate::api::pipeline::{DeployedRelease, EnvironmentPhase};
+    use crate::api::release::Artifact;
     use crate::core::conditions::find;
+    use crate::core::fixtures::{self, pipeline_spec, release_spec, t};
     use crate::core::validate::{ReleaseNeighbours, validate_pipeline, validate_release};
 
     // ---- builders -------------------------------------------------------------------------
 
-    fn t(secs: i64) -> Timestamp {
-        Timestamp::from_second(secs).unwrap()
-    }
-
     /// A Pipeline `shop` at `generation` with environments from `(name, namespace)` pairs.
     fn pipeline(envs: &[(&str, &str)], generation: i64) -> Pipeline {
-        let spec: PipelineSpec = serde_norway::from_str(&format!(
-            "environments: [{}]",
-            envs.iter().map(|(n, ns)| format!("{{name: {n}, namespace: {ns}}}")).collect::<Vec<_>>().join(", ")
-        ))
-        .expect("pipeline fixture parses");
-        let mut p = Pipeline::new("shop", spec);
+        let mut p = Pipeline::new("shop", pipeline_spec(envs));
         p.metadata.namespace = Some("shop".to_owned());
         p.metadata.creation_timestamp = Some(Time(t(1)));
         p.metadata.generation = Some(generation);
@@ -119,21 +111,7 @@ mod tests {
 
     /// A Release of pipeline `shop` as a user writes it, at `generation`.
     fn release(version: &str, generation: i64) -> Release {
-        let mut spec: ReleaseSpec = serde_norway::from_str(
-            r#"
-pipeline: shop
-version: 0.0.0
-source:
-  git:
-    url: https://github.com/acme/shop.git
-    ref: {tag: v2.4.1}
-"#,
-        )
-        .expect("release fixture parses");
-        spec.version = version.to_owned();
-        let mut r = Release::new("shop-2-4-1", spec);
-        r.metadata.namespace = Some("shop".to_owned());
-        r.metadata.creation_timestamp = Some(Time(t(1)));
+        let mut r = fixtures::release("shop-2-4-1", release_spec(version), 1);
         r.metadata.generation = Some(generation);
         r
     }

@@ -395,33 +395,13 @@ fn validate_source(source: &Source, problems: &mut Vec<Problem>) {
 
 #[cfg(test)]
 mod tests {
-    use jiff::Timestamp;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     use super::*;
     use crate::api::pipeline::{HealthChecks, HttpCheck, PrometheusCheck};
     use crate::api::release::{GitRef, ReleaseSpec};
+    use crate::core::fixtures::{pipeline_spec as pipeline, release, release_spec, t};
 
     // ---- builders -------------------------------------------------------------------------
-
-    /// A pipeline spec from `(name, namespace)` pairs, nothing else set.
-    fn pipeline(envs: &[(&str, &str)]) -> PipelineSpec {
-        PipelineSpec {
-            environments: envs
-                .iter()
-                .map(|(name, namespace)| Environment {
-                    name: (*name).to_owned(),
-                    namespace: (*namespace).to_owned(),
-                    approval: None,
-                    soak: None,
-                    health_checks: None,
-                    service_account_name: None,
-                })
-                .collect(),
-            rollback: None,
-            history_limit: None,
-        }
-    }
 
     /// A fully featured, valid pipeline as a user would write it.
     fn valid_pipeline() -> PipelineSpec {
@@ -472,40 +452,6 @@ historyLimit: 20
 
     fn staging_prom(spec: &mut PipelineSpec, j: usize) -> &mut PrometheusCheck {
         &mut staging_checks(spec).prometheus[j]
-    }
-
-    fn t(secs: i64) -> Timestamp {
-        Timestamp::from_second(secs).unwrap()
-    }
-
-    /// The release spec a user would write: tagged git source, `shop` pipeline.
-    fn release_spec(version: &str) -> ReleaseSpec {
-        let mut spec: ReleaseSpec = serde_norway::from_str(
-            r#"
-pipeline: shop
-version: 0.0.0
-source:
-  git:
-    url: https://github.com/acme/shop.git
-    ref:
-      tag: v2.4.1
-    secretRef:
-      name: github-credentials
-  path: deploy/k8s
-"#,
-        )
-        .expect("valid release fixture parses");
-        spec.version = version.to_owned();
-        spec
-    }
-
-    /// A Release named `name` in namespace `shop`, created at `created` (seconds since epoch).
-    fn release(name: &str, spec: ReleaseSpec, created: i64) -> Release {
-        let mut r = Release::new(name, spec);
-        r.metadata.namespace = Some("shop".to_owned());
-        r.metadata.creation_timestamp = Some(Time(t(created)));
-        r.metadata.generation = Some(1);
-        r
     }
 
     /// A release of pipeline `pipeline` at `version`, created at `created`.

@@ -54,6 +54,12 @@ impl Error {
     }
 }
 
+/// The current time, whole seconds: Kubernetes stores times with second precision, so a finer
+/// value would differ from the stored one and rewrite status on every pass.
+pub fn now() -> jiff::Timestamp {
+    jiff::Timestamp::from_second(jiff::Timestamp::now().as_second()).expect("the current second is a valid timestamp")
+}
+
 /// What every reconciler shares.
 pub struct Context {
     /// Kubernetes client.

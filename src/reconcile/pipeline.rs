@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, future};
-use jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -49,8 +48,7 @@ async fn reconcile(pipeline: Arc<Pipeline>, ctx: Arc<Context>) -> Result<Action>
     let ns = pipeline.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
 
     let problems = validate_pipeline(&pipeline.spec);
-    let now = Timestamp::from_second(Timestamp::now().as_second()).expect("the current second is a valid timestamp");
-    let new_status = pipeline_status(&pipeline, &problems, now);
+    let new_status = pipeline_status(&pipeline, &problems, super::now());
 
     let api = kube::Api::<Pipeline>::namespaced(ctx.client.clone(), &ns);
     let before = pipeline.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();

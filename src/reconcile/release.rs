@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, future};
-use jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -112,8 +111,7 @@ async fn reconcile(release: Arc<Release>, ctx: Arc<ReleaseContext>) -> Result<Ac
 
     // Validate and decide (pure).
     let problems = validate_release(&release, &ReleaseNeighbours { pipeline_exists, others: &others });
-    let now = Timestamp::from_second(Timestamp::now().as_second()).expect("the current second is a valid timestamp");
-    let new_status = release_status(&release, &problems, now);
+    let new_status = release_status(&release, &problems, super::now());
 
     // Write status once, then tell people about transitions.
     let api = kube::Api::<Release>::namespaced(ctx.base.client.clone(), &ns);
