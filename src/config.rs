@@ -75,6 +75,27 @@ pub struct Config {
     pub lease_duration: Duration,
     /// Watch Pipelines and Releases in this namespace only (empty: all namespaces).
     pub watch_namespace: String,
+    /// Bounds on what one release may package.
+    pub package_limits: PackageLimits,
+}
+
+/// Bounds on untrusted repository content, checked while packaging.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PackageLimits {
+    /// Most manifest files under `spec.source.path`.
+    pub max_files: usize,
+    /// Most bytes of one manifest file.
+    pub max_file_bytes: u64,
+    /// Most bytes of all manifest files together.
+    pub max_bytes: u64,
+    /// Most YAML nodes one document may expand to, aliases included.
+    pub max_yaml_nodes: usize,
+}
+
+impl Default for PackageLimits {
+    fn default() -> Self {
+        Self { max_files: 20_000, max_file_bytes: 4 << 20, max_bytes: 64 << 20, max_yaml_nodes: 100_000 }
+    }
 }
 
 /// Keys as they appear in the file; every field optional so defaults fill the gaps.
@@ -97,6 +118,28 @@ struct RawConfig {
     lease_namespace: Option<String>,
     lease_duration: Option<String>,
     watch_namespace: Option<String>,
+    #[serde(default, deserialize_with = "number_or_string")]
+    package_max_files: Option<String>,
+    #[serde(default, deserialize_with = "number_or_string")]
+    package_max_file_bytes: Option<String>,
+    #[serde(default, deserialize_with = "number_or_string")]
+    package_max_bytes: Option<String>,
+    #[serde(default, deserialize_with = "number_or_string")]
+    package_max_yaml_nodes: Option<String>,
+}
+
+/// Sizes and counts are written as plain YAML numbers or as strings with a suffix (`64Mi`).
+fn number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Number(u64),
+        Text(String),
+    }
+    Ok(Option::<Scalar>::deserialize(d)?.map(|v| match v {
+        Scalar::Number(n) => n.to_string(),
+        Scalar::Text(s) => s,
+    }))
 }
 
 /// Every key, as written in the file; `CONVEYOR_` + upper case gives the env var.
@@ -117,6 +160,10 @@ pub const KEYS: &[&str] = &[
     "lease_namespace",
     "lease_duration",
     "watch_namespace",
+    "package_max_files",
+    "package_max_file_bytes",
+    "package_max_bytes",
+    "package_max_yaml_nodes",
 ];
 
 /// The environment variable that overrides `key`.
@@ -197,6 +244,10 @@ fn apply_env(raw: &mut RawConfig, key: &str, value: &str) -> std::result::Result
         "lease_namespace" => raw.lease_namespace = s,
         "lease_duration" => raw.lease_duration = s,
         "watch_namespace" => raw.watch_namespace = s,
+        "package_max_files" => raw.package_max_files = s,
+        "package_max_file_bytes" => raw.package_max_file_bytes = s,
+        "package_max_bytes" => raw.package_max_bytes = s,
+        "package_max_yaml_nodes" => raw.package_max_yaml_nodes = s,
         other => unreachable!("KEYS and apply_env disagree about `{other}`"),
     }
     Ok(())
@@ -278,6 +329,28 @@ fn build(raw: RawConfig, origin: &dyn Fn(&'static str) -> String) -> Result<Conf
     if !watch_namespace.is_empty() && !is_dns_label(&watch_namespace) {
         return Err(invalid("watch_namespace", format!("`{watch_namespace}` is not a valid namespace name")));
     }
+    let defaults = PackageLimits::default();
+    let count = |key: &'static str, value: Option<String>, default: u64| -> Result<u64> {
+        match value {
+            None => Ok(default),
+            Some(v) => match parse_size(&v) {
+                Some(n) if n > 0 => Ok(n),
+                _ => Err(invalid(key, format!("`{v}` is not a positive number (suffixes Ki, Mi, Gi allowed)"))),
+            },
+        }
+    };
+    let package_limits = PackageLimits {
+        max_files: usize::try_from(count("package_max_files", raw.package_max_files, defaults.max_files as u64)?)
+            .unwrap_or(usize::MAX),
+        max_file_bytes: count("package_max_file_bytes", raw.package_max_file_bytes, defaults.max_file_bytes)?,
+        max_bytes: count("package_max_bytes", raw.package_max_bytes, defaults.max_bytes)?,
+        max_yaml_nodes: usize::try_from(count(
+            "package_max_yaml_nodes",
+            raw.package_max_yaml_nodes,
+            defaults.max_yaml_nodes as u64,
+        )?)
+        .unwrap_or(usize::MAX),
+    };
     Ok(Config {
         environments,
         rollback_enabled: raw.rollback_enabled.unwrap_or(true),
@@ -295,7 +368,25 @@ fn build(raw: RawConfig, origin: &dyn Fn(&'static str) -> String) -> Result<Conf
         lease_namespace,
         lease_duration,
         watch_namespace,
+        package_limits,
     })
+}
+
+/// `1234`, `512Ki`, `64Mi` or `1Gi` as a number.
+fn parse_size(value: &str) -> Option<u64> {
+    let value = value.trim();
+    let (digits, unit) = match value.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => value.split_at(i),
+        None => (value, ""),
+    };
+    let shift = match unit {
+        "" => 0,
+        "Ki" => 10,
+        "Mi" => 20,
+        "Gi" => 30,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(1 << shift)
 }
 
 #[cfg(test)]
@@ -326,6 +417,19 @@ mod tests {
         assert_eq!(c.changelog_file, PathBuf::from("CHANGELOG.md"));
         assert!(c.notification_webhooks.is_empty());
         assert!(c.leader_election);
+        assert_eq!(c.package_limits, PackageLimits::default());
+    }
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        let c =
+            load("package_max_bytes: 8Mi\npackage_max_files: 10\n", &[("CONVEYOR_PACKAGE_MAX_FILE_BYTES", "512Ki")])
+                .unwrap();
+        assert_eq!(c.package_limits.max_bytes, 8 << 20);
+        assert_eq!(c.package_limits.max_files, 10);
+        assert_eq!(c.package_limits.max_file_bytes, 512 << 10);
+        assert_eq!(parse_size("1Gi"), Some(1 << 30));
+        assert_eq!(parse_size("1.5Mi"), None);
     }
 
     #[test]
@@ -352,6 +456,8 @@ mod tests {
             ("environments: [Dev]\n", "environments"),
             ("notification_webhooks: [\"ftp://x\"]\n", "notification_webhooks"),
             ("rollback_enabled: maybe\n", "rollback_enabled"),
+            ("package_max_files: 0\n", "package_max_files"),
+            ("package_max_bytes: 64MB\n", "package_max_bytes"),
         ];
         for (text, key) in cases {
             let err = load(text, &[]).unwrap_err().to_string();

@@ -1,8 +1,22 @@
 //! Conveyor: ships releases through environments in order.
 
+/// CRD types: Pipeline, Release, conditions, newtypes.
 pub mod api;
+/// Manifests → validated objects → deterministic tar.gz + digest; the content-addressed store.
+pub mod artifact;
+/// Human commands: package, release.
+pub mod cli;
+/// One typed configuration, parsed once.
 pub mod config;
+/// The pure decision core: validation, conditions, status, release notes.
 pub mod core;
+/// Leader election on a Lease.
 pub mod leader;
+/// The reconcile shell around the core.
 pub mod reconcile;
+/// Release management in a local repository: versions, tags, changelog.
+pub mod release;
+/// Git sources: mirror cache, fetch with credentials and a deadline, refs, manifests at a commit.
+pub mod source;
+/// Metrics, tracing, and the HTTP server for probes.
 pub mod telemetry;

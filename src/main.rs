@@ -34,6 +34,10 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Package a git source into a reproducible artifact and print its digest (same code as the controller).
+    Package(conveyor::cli::package::Args),
+    /// Tag a new version in a local repository, prepend its notes to the changelog, print or apply its Release.
+    Release(conveyor::cli::release::Args),
 }
 
 fn main() -> ExitCode {
@@ -50,13 +54,12 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Package(args) => cli_command(cli.config.as_deref(), |c| conveyor::cli::package::run(args, c)),
+        Command::Release(args) => cli_command(cli.config.as_deref(), |c| conveyor::cli::release::run(args, c)),
         Command::Controller => {
-            let config = match Config::load(cli.config.as_deref()) {
+            let config = match load_config(cli.config.as_deref()) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("conveyor: invalid configuration: {e}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
             telemetry::init_tracing(config.log_format);
             let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime can be built on this platform");
@@ -67,6 +70,29 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Loads the configuration; on error prints it and gives exit code 2.
+fn load_config(file: Option<&std::path::Path>) -> Result<Config, ExitCode> {
+    Config::load(file).map_err(|e| {
+        eprintln!("conveyor: invalid configuration: {e}");
+        ExitCode::from(2)
+    })
+}
+
+/// Runs a human command: configuration errors exit 2, other errors 1, each printed once.
+fn cli_command(file: Option<&std::path::Path>, run: impl FnOnce(&Config) -> anyhow::Result<()>) -> ExitCode {
+    let config = match load_config(file) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match run(&config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("conveyor: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

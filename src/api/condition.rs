@@ -87,6 +87,45 @@ pub enum Reason {
     MissingSource,
     /// `spec.source` is present but malformed.
     InvalidSource,
+    /// `spec.source.path` is absolute or climbs out of the repository with `..`.
+    InvalidPath,
+    /// The spec changed after the release was packaged; the change is refused.
+    SpecImmutable,
+    // Packaging progress and outcomes.
+    /// Fetching git and building the artifact.
+    Packaging,
+    /// The artifact is stored and verified.
+    Packaged,
+    /// The git remote could not be reached in time (retried with backoff).
+    GitUnreachable,
+    /// The git remote refused the credentials (or asked for some and none were given).
+    GitAuthFailed,
+    /// The Secret named by `spec.source.git.secretRef` is missing or lacks usable keys.
+    InvalidSecret,
+    /// The tag, branch or commit does not exist in the repository.
+    RefNotFound,
+    /// `spec.source.path` does not exist at the commit, or is not a directory.
+    PathNotFound,
+    /// `spec.source.path` holds no `.yaml`, `.yml` or `.json` file.
+    NoManifests,
+    /// A manifest file is not valid YAML or JSON.
+    InvalidYaml,
+    /// A document is not a Kubernetes object (apiVersion, kind, metadata.name).
+    InvalidObject,
+    /// A document expands past the YAML node limit (alias bomb).
+    YamlExpansionLimit,
+    /// More manifest files than `package_max_files`.
+    TooManyFiles,
+    /// One manifest file larger than `package_max_file_bytes`.
+    FileTooLarge,
+    /// Manifests larger in total than `package_max_bytes`.
+    ArtifactTooLarge,
+    /// A symlink points outside `spec.source.path` (or at a directory).
+    SymlinkEscape,
+    /// An artifact rebuilt from git does not match the recorded digest.
+    DigestMismatch,
+    /// The artifact store could not be written or read (retried with backoff).
+    StoreFailed,
 }
 
 impl Reason {
@@ -109,12 +148,31 @@ impl Reason {
             Self::DuplicateVersion => "DuplicateVersion",
             Self::MissingSource => "MissingSource",
             Self::InvalidSource => "InvalidSource",
+            Self::InvalidPath => "InvalidPath",
+            Self::SpecImmutable => "SpecImmutable",
+            Self::Packaging => "Packaging",
+            Self::Packaged => "Packaged",
+            Self::GitUnreachable => "GitUnreachable",
+            Self::GitAuthFailed => "GitAuthFailed",
+            Self::InvalidSecret => "InvalidSecret",
+            Self::RefNotFound => "RefNotFound",
+            Self::PathNotFound => "PathNotFound",
+            Self::NoManifests => "NoManifests",
+            Self::InvalidYaml => "InvalidYaml",
+            Self::InvalidObject => "InvalidObject",
+            Self::YamlExpansionLimit => "YamlExpansionLimit",
+            Self::TooManyFiles => "TooManyFiles",
+            Self::FileTooLarge => "FileTooLarge",
+            Self::ArtifactTooLarge => "ArtifactTooLarge",
+            Self::SymlinkEscape => "SymlinkEscape",
+            Self::DigestMismatch => "DigestMismatch",
+            Self::StoreFailed => "StoreFailed",
         }
     }
 
     /// Whether the problem depends on other objects and may clear without a change to this one.
     pub fn depends_on_others(self) -> bool {
-        matches!(self, Self::PipelineNotFound | Self::DuplicateVersion)
+        matches!(self, Self::PipelineNotFound | Self::DuplicateVersion | Self::GitAuthFailed | Self::InvalidSecret)
     }
 }
 

@@ -349,6 +349,13 @@ fn validate_source(source: &Source, problems: &mut Vec<Problem>) {
             ),
         ));
     }
+    if url::Url::parse(url).is_ok_and(|u| u.password().is_some()) {
+        problems.push(Problem::new(
+            Reason::InvalidSource,
+            "spec.source.git.url",
+            "carries a password; remove it from the URL and put the credentials in a Secret named by spec.source.git.secretRef",
+        ));
+    }
     let r = &git.reference;
     let set = [&r.tag, &r.commit, &r.branch].iter().filter(|v| v.is_some()).count();
     if set != 1 {
@@ -377,7 +384,7 @@ fn validate_source(source: &Source, problems: &mut Vec<Problem>) {
         && (path.starts_with('/') || path.split('/').any(|c| c == ".."))
     {
         problems.push(Problem::new(
-            Reason::InvalidSource,
+            Reason::InvalidPath,
             "spec.source.path",
             format!("`{path}` leaves the repository; use a relative directory without `..`, e.g. deploy"),
         ));
@@ -991,23 +998,30 @@ historyLimit: 20
             (
                 "path climbing out",
                 |s| s.source.as_mut().unwrap().path = Some("deploy/../../etc".into()),
-                Reason::InvalidSource,
+                Reason::InvalidPath,
                 "spec.source.path",
                 "without `..`",
             ),
             (
                 "path of only ..",
                 |s| s.source.as_mut().unwrap().path = Some("..".into()),
-                Reason::InvalidSource,
+                Reason::InvalidPath,
                 "spec.source.path",
                 "leaves the repository",
             ),
             (
                 "absolute path",
                 |s| s.source.as_mut().unwrap().path = Some("/etc/kubernetes".into()),
-                Reason::InvalidSource,
+                Reason::InvalidPath,
                 "spec.source.path",
                 "relative directory",
+            ),
+            (
+                "password in the URL",
+                |s| git(s).url = "https://deploy:hunter2@git.example.com/shop.git".into(),
+                Reason::InvalidSource,
+                "spec.source.git.url",
+                "put the credentials in a Secret",
             ),
             (
                 "bad secret name",

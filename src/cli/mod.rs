@@ -1,0 +1,4 @@
+//! Human commands. Glue around the library; errors are `anyhow` here.
+
+pub mod package;
+pub mod release;
