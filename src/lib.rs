@@ -12,6 +12,8 @@ pub mod config;
 pub mod core;
 /// Leader election on a Lease.
 pub mod leader;
+/// One packaging path for the controller and the CLI: git → validated manifests → artifact, notes.
+pub mod packaging;
 /// The reconcile shell around the core.
 pub mod reconcile;
 /// Release management in a local repository: versions, tags, changelog.

@@ -123,7 +123,10 @@ async fn controller(config: Config) -> anyhow::Result<()> {
         .context("cannot build a Kubernetes client (is KUBECONFIG or in-cluster config set?)")?;
     let identity = identity();
     let metrics = Arc::new(Metrics::new());
-    let ctx = Arc::new(Context::new(client.clone(), config.clone(), metrics.clone(), identity.clone()));
+    let ctx = Arc::new(
+        Context::new(client.clone(), config.clone(), metrics.clone(), identity.clone())
+            .with_context(|| format!("cannot use artifact_dir {}", config.artifact_dir.display()))?,
+    );
     reconcile::check_crds(&ctx).await.map_err(anyhow::Error::msg)?;
 
     let shutdown = CancellationToken::new();

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make demo`: a local control plane, the CRDs, the controller, and the example Pipeline and
-# Releases from config/examples/, then their status as kubectl shows it.
+# `make demo`: a local control plane, the CRDs, the controller, the example Pipeline from
+# config/examples/, a git repository of the example application released with
+# `conveyor release --apply`, the packaged Release and a broken one, as kubectl shows them.
 # DEMO_KEEP=1 leaves everything running and prints how to reach it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,7 @@ kubectl wait --for=condition=Established crd/pipelines.conveyor.dev crd/releases
 step "starting the controller (logs: $run_dir/controller.log)"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 CONVEYOR_METRICS_ADDRESS="127.0.0.1:$port" CONVEYOR_LEASE_NAMESPACE=default \
+  CONVEYOR_ARTIFACT_DIR="$run_dir/artifacts" \
   "$bin" controller --config config/conveyor.yaml >"$run_dir/controller.log" 2>&1 &
 controller_pid=$!
 deadline=$(( $(date +%s) + 60 ))
@@ -42,10 +44,29 @@ until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do
   sleep 0.2
 done
 
-step "applying config/examples/"
+step "applying config/examples/ (the checkout Pipeline and a broken Release)"
 kubectl apply --server-side -f config/examples/
-kubectl -n checkout wait --for=condition=Reconciling pipeline/checkout release/checkout-2.4.1 --timeout=60s
+
+step "the application's git repository: config/examples/checkout-app/deploy, committed in $run_dir/checkout"
+repo="$run_dir/checkout"
+git init -q -b main "$repo"
+git -C "$repo" config user.name "Demo Developer"
+git -C "$repo" config user.email "dev@example.com"
+cp -r config/examples/checkout-app/deploy "$repo/deploy"
+git -C "$repo" add deploy
+git -C "$repo" commit -q -m "feat: checkout service with settings"
+sed -i 's/one-click: "false"/one-click: "true"/' "$repo/deploy/config.yaml"
+git -C "$repo" commit -q -am "feat(checkout): one-click purchase"
+git -C "$repo" log --oneline
+
+step "conveyor release --version 2.4.1 --apply (tags v2.4.1, writes CHANGELOG.md, applies the Release)"
+CONVEYOR_CONFIG=config/conveyor.yaml "$bin" release --repo "$repo" --version 2.4.1 --pipeline checkout \
+  --path deploy --namespace checkout --apply
+kubectl -n checkout wait --for=condition=Ready release/checkout-2.4.1 --timeout=120s
 kubectl -n checkout wait --for=condition=Stalled release/checkout-broken --timeout=60s
+
+step "conveyor package: the same digest, computed from the repository by hand"
+"$bin" package --repo "$repo" --ref v2.4.1 --path deploy
 
 step "kubectl get conveyor -n checkout -o wide"
 kubectl get conveyor -n checkout -o wide
@@ -56,11 +77,15 @@ for obj in pipeline/checkout release/checkout-2.4.1 release/checkout-broken; do
   kubectl -n checkout get "$obj" -o jsonpath='{range .status.conditions[*]}  {.type}={.status}  {.reason}: {.message}{"\n"}{end}'
 done
 
+step "release notes of checkout-2.4.1 (status.notes) and the artifact store"
+kubectl -n checkout get release/checkout-2.4.1 -o jsonpath='{.status.notes}{"\n"}'
+ls -l "$run_dir/artifacts/sha256"
+
 step "events"
 kubectl -n checkout get events --field-selector type=Warning
 
 step "metrics (http://127.0.0.1:$port/metrics)"
-curl -s "http://127.0.0.1:$port/metrics" | grep -E '^conveyor_(leader|reconcile_duration_seconds_count)'
+curl -s "http://127.0.0.1:$port/metrics" | grep -E '^conveyor_(leader|reconcile_duration_seconds_count|packaging_duration_seconds_count)'
 
 if [ "${DEMO_KEEP:-}" = 1 ]; then
   printf '\nStill running. export KUBECONFIG=%s\nStop with: kill %s; tests/control-plane.sh stop %s\n' "$run_dir/kubeconfig" "$controller_pid" "$run_dir"

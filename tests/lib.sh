@@ -32,4 +32,7 @@ need_rust() {
     exit 1
   fi
   rustup component add rustfmt clippy >/dev/null 2>&1 || true
+  # libgit2 and libssh2 are built from source by their crates: a C compiler and OpenSSL's
+  # headers; git itself makes the test repositories and serves them (git http-backend).
+  apt_install gcc libc6-dev make pkg-config libssl-dev git
 }

@@ -134,6 +134,9 @@ pub struct ReleaseStatus {
     /// Release notes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
+    /// The spec as it was when packaged; later changes to the spec are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packaged_spec: Option<ReleaseSpec>,
     /// Furthest environment this release has reached.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,

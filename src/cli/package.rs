@@ -1,12 +1,131 @@
-//! `conveyor package`: package a git source exactly as the controller does.
+//! `conveyor package`: package a git source exactly as the controller does, and print what it
+//! would record (commit, digest, files, objects, size).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use git2::Repository;
 
 use crate::config::Config;
+use crate::packaging::{self, Sink};
+use crate::source::{Credentials, Mirrors, Reference, resolve};
 
 /// Arguments of `conveyor package`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// A local repository (path) or a git URL (https://, ssh://, file://, user@host:path).
+    #[arg(long)]
+    pub repo: String,
+    /// Tag, branch or commit id to package (tags win over branches of the same name).
+    #[arg(long = "ref", default_value = "HEAD")]
+    pub reference: String,
+    /// Manifests directory inside the repository (default: the root).
+    #[arg(long, default_value = "")]
+    pub path: String,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    pub output: Format,
+    /// Also write the artifact (gzip'd tar) to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// For URLs: a directory holding credentials files named like a Secret's keys
+    /// (username, password, token, bearerToken, identity, known_hosts), e.g. a mounted Secret.
+    #[arg(long)]
+    pub credentials: Option<PathBuf>,
+    /// For URLs: where mirrors are cached (default: $XDG_CACHE_HOME/conveyor/git or ~/.cache/conveyor/git).
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+}
+
+/// Output formats.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Aligned `key value` lines.
+    Text,
+    /// One JSON object.
+    Json,
+}
 
 /// Runs `conveyor package`.
-pub fn run(_args: Args, _config: &Config) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+pub fn run(args: Args, config: &Config) -> anyhow::Result<()> {
+    let reference = Reference::Any(args.reference.clone());
+    let local = Path::new(&args.repo);
+    let (repo, commit) = if local.exists() {
+        let repo = Repository::open(local).with_context(|| format!("{} is not a git repository", local.display()))?;
+        let commit = resolve(&repo, &args.repo, &reference)?;
+        (repo, commit)
+    } else {
+        let credentials = args.credentials.as_deref().map(read_credentials).transpose()?;
+        let cache = args.cache.clone().unwrap_or_else(default_cache);
+        eprintln!("fetching {} (cache {})", args.repo, cache.display());
+        Mirrors::new(cache).fetch(&args.repo, credentials.as_ref(), &reference, config.git_timeout)?
+    };
+
+    let packaged = match &args.out {
+        Some(out) => {
+            // Written next to the destination and renamed, so a failure leaves no partial file.
+            let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let mut file = tempfile::NamedTempFile::new_in(dir)
+                .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+            let packaged =
+                packaging::package(&repo, commit, &args.path, &config.package_limits, Sink::Writer(&mut file))?;
+            file.persist(out).with_context(|| format!("cannot write {}", out.display()))?;
+            packaged
+        }
+        None => {
+            packaging::package(&repo, commit, &args.path, &config.package_limits, Sink::Writer(&mut std::io::sink()))?
+        }
+    };
+
+    let path = if args.path.is_empty() { "." } else { args.path.as_str() };
+    match args.output {
+        Format::Json => {
+            let report = serde_json::json!({
+                "repo": args.repo,
+                "ref": args.reference,
+                "path": path,
+                "commit": packaged.commit.to_string(),
+                "digest": packaged.digest.to_string(),
+                "files": packaged.files,
+                "objects": packaged.objects,
+                "size": packaged.size,
+            });
+            println!("{}", serde_json::to_string_pretty(&report).expect("a JSON value serializes"));
+        }
+        Format::Text => {
+            println!("commit   {}", packaged.commit);
+            println!("digest   {}", packaged.digest);
+            println!("files    {}", packaged.files);
+            println!("objects  {}", packaged.objects);
+            println!("size     {} bytes", packaged.size);
+        }
+    }
+    if let Some(out) = &args.out {
+        eprintln!("wrote {}", out.display());
+    }
+    Ok(())
+}
+
+/// Reads a directory of credential files, as a Secret mounted as a volume looks.
+fn read_credentials(dir: &Path) -> anyhow::Result<Credentials> {
+    let mut data = BTreeMap::new();
+    for key in ["username", "password", "token", "bearerToken", "identity", "known_hosts"] {
+        let file = dir.join(key);
+        if file.exists() {
+            data.insert(
+                key.to_owned(),
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?,
+            );
+        }
+    }
+    Credentials::from_secret(&dir.display().to_string(), &data).map_err(anyhow::Error::msg)
+}
+
+fn default_cache() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("conveyor").join("git")
 }

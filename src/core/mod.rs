@@ -5,6 +5,8 @@ pub mod conditions;
 pub mod duration;
 #[cfg(test)]
 pub(crate) mod fixtures;
+pub mod notes;
+pub mod release;
 pub mod status;
 pub mod threshold;
 pub mod validate;

@@ -1,10 +1,10 @@
-//! Desired status of each kind, decided from validation results and the current status.
+//! Desired Pipeline status, decided from validation results and the current status (the
+//! Release's is in [`crate::core::release`]).
 
 use jiff::Timestamp;
 
 use crate::api::Reason;
 use crate::api::pipeline::{EnvironmentStatus, Pipeline, PipelineStatus};
-use crate::api::release::{Release, ReleasePhase, ReleaseStatus};
 use crate::core::conditions::{Summary, conditions_for};
 use crate::core::validate::{Problem, describe};
 
@@ -12,19 +12,6 @@ fn summary_for(problems: &[Problem], progressing: String) -> Summary {
     match problems.first() {
         Some(first) => Summary::Stalled { reason: first.reason, message: describe(problems) },
         None => Summary::Reconciling { reason: Reason::Progressing, message: progressing },
-    }
-}
-
-/// The status a Release should have, given its validation problems.
-pub fn release_status(release: &Release, problems: &[Problem], now: Timestamp) -> ReleaseStatus {
-    let current = release.status.clone().unwrap_or_default();
-    let generation = release.metadata.generation;
-    let summary = summary_for(problems, "spec is valid; waiting to be packaged".to_owned());
-    ReleaseStatus {
-        observed_generation: generation,
-        phase: Some(current.phase.unwrap_or(ReleasePhase::Pending)),
-        conditions: conditions_for(&summary, &current.conditions, generation, now),
-        ..current
     }
 }
 
@@ -68,9 +55,10 @@ mod tests {
     use super::*;
     use crate::api::ConditionType;
     use crate::api::pipeline::{DeployedRelease, EnvironmentPhase};
-    use crate::api::release::Artifact;
+    use crate::api::release::{Artifact, Release, ReleasePhase, ReleaseStatus};
     use crate::core::conditions::find;
     use crate::core::fixtures::{self, pipeline_spec, release_spec, t};
+    use crate::core::release::release_status;
     use crate::core::validate::{ReleaseNeighbours, validate_pipeline, validate_release};
 
     // ---- builders -------------------------------------------------------------------------
@@ -142,7 +130,7 @@ mod tests {
     #[test]
     fn valid_release_is_pending_and_reconciling() {
         let r = release("2.4.1", 3);
-        let s = release_status(&r, &[], t(100));
+        let s = release_status(&r, &[], None, t(100));
         assert_eq!(s.phase, Some(ReleasePhase::Pending));
         assert_eq!(s.observed_generation, Some(3));
         assert_eq!(s.conditions.len(), 3);
@@ -158,7 +146,7 @@ mod tests {
     fn invalid_release_is_stalled_on_its_first_problem() {
         let problems = [problem(Reason::InvalidVersion, "spec.version"), problem(Reason::MissingSource, "spec.source")];
         let r = release("v1.0", 7);
-        let s = release_status(&r, &problems, t(100));
+        let s = release_status(&r, &problems, None, t(100));
         assert_eq!(s.phase, Some(ReleasePhase::Pending));
         assert_eq!(s.observed_generation, Some(7));
         assert_eq!(triplet(&s.conditions), ("False", "False", "True"));
@@ -175,7 +163,7 @@ mod tests {
     fn release_status_from_real_validation() {
         let r = release("v1.0", 1);
         let problems = validate_release(&r, &ReleaseNeighbours { pipeline_exists: false, others: &[] });
-        let s = release_status(&r, &problems, t(100));
+        let s = release_status(&r, &problems, None, t(100));
         let stalled = cond(&s.conditions, ConditionType::Stalled);
         assert_eq!(stalled.status, "True");
         assert_eq!(stalled.reason, "InvalidVersion");
@@ -194,7 +182,7 @@ mod tests {
             environment: Some("staging".to_owned()),
             ..Default::default()
         });
-        let s = release_status(&r, &[], t(100));
+        let s = release_status(&r, &[], None, t(100));
         let before = r.status.clone().unwrap();
         assert_eq!(s.phase, Some(ReleasePhase::Packaged));
         assert_eq!(s.commit, before.commit);
@@ -220,13 +208,13 @@ mod tests {
         ];
         for (case, problems) in cases {
             let mut r = release("2.4.1", 4);
-            let first = release_status(&r, problems, t(100));
+            let first = release_status(&r, problems, None, t(100));
             r.status = Some(first.clone());
-            let second = release_status(&r, problems, t(200));
+            let second = release_status(&r, problems, None, t(200));
             assert_eq!(second, first, "{case}");
             // As the controller sees it: the status read back from the API server.
             r.status = Some(serde_json::from_value(serde_json::to_value(&second).unwrap()).unwrap());
-            let third = release_status(&r, problems, t(300));
+            let third = release_status(&r, problems, None, t(300));
             assert_eq!(third, first, "{case}");
         }
     }
@@ -235,12 +223,12 @@ mod tests {
     fn release_transition_times_move_only_on_flips() {
         let bad = [problem(Reason::InvalidVersion, "spec.version")];
         let mut r = release("v1.0", 1);
-        let stalled = release_status(&r, &bad, t(100));
+        let stalled = release_status(&r, &bad, None, t(100));
         r.status = Some(stalled);
         // The user fixes the version: generation moves on, Stalled and Reconciling flip.
         r.spec.version = "1.0.0".to_owned();
         r.metadata.generation = Some(2);
-        let fixed = release_status(&r, &[], t(200));
+        let fixed = release_status(&r, &[], None, t(200));
         assert_eq!(fixed.observed_generation, Some(2));
         assert_eq!(triplet(&fixed.conditions), ("False", "True", "False"));
         assert_eq!(cond(&fixed.conditions, ConditionType::Ready).last_transition_time, Time(t(100)));

@@ -1125,7 +1125,7 @@ historyLimit: 20
 
     /// `r` after a reconcile that found `problems`, with packaging at `phase`.
     fn reconciled(mut r: Release, problems: &[Problem], phase: ReleasePhase, at: i64) -> Release {
-        let mut status = crate::core::status::release_status(&r, problems, t(at));
+        let mut status = crate::core::release::release_status(&r, problems, None, t(at));
         status.phase = Some(phase);
         r.status = Some(status);
         r

@@ -17,7 +17,9 @@ use kube::{Client, Resource};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{Pipeline, Release};
+use crate::artifact::Store;
 use crate::config::Config;
+use crate::source::Mirrors;
 use crate::telemetry::Metrics;
 
 /// Errors of the reconcile shell.
@@ -72,19 +74,28 @@ pub struct Context {
     pub config: Arc<Config>,
     /// Per-object retry backoff.
     pub backoff: backoff::Backoff,
+    /// The content-addressed artifact store.
+    pub store: Arc<Store>,
+    /// Git mirrors, one per repository URL.
+    pub mirrors: Arc<Mirrors>,
 }
 
 impl Context {
-    /// Builds the shared context; `instance` identifies this replica in Events.
-    pub fn new(client: Client, config: Arc<Config>, metrics: Arc<Metrics>, instance: String) -> Self {
+    /// Builds the shared context; `instance` identifies this replica in Events. Fails when the
+    /// artifact directory cannot be used.
+    pub fn new(client: Client, config: Arc<Config>, metrics: Arc<Metrics>, instance: String) -> std::io::Result<Self> {
         let reporter = Reporter { controller: "conveyor".into(), instance: Some(instance) };
-        Self {
+        let store = Arc::new(Store::open(&config.artifact_dir)?);
+        let mirrors = Arc::new(Mirrors::new(config.artifact_dir.join("git")));
+        Ok(Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             metrics,
             config,
             backoff: backoff::Backoff::default(),
-        }
+            store,
+            mirrors,
+        })
     }
 
     /// An `Api` over all namespaces, or only `watch_namespace` when set.

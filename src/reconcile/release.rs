@@ -1,4 +1,4 @@
-//! Release controller: validate → decide status → write status.
+//! Release controller: observe → validate → decide the step → package or verify → write status.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,14 +13,23 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::events::EventType;
+
 use super::{Context, Error, Result, status};
-use crate::api::{Pipeline, Release};
-use crate::core::status::release_status;
+use crate::api::release::{Artifact, ReleasePhase};
+use crate::api::types::{Digest, Version};
+use crate::api::{Pipeline, Reason, Release};
+use crate::core::release::{Outcome, Step, immutability_problems, next_step, packaged_spec, release_status};
 use crate::core::validate::{ReleaseNeighbours, displaced_duplicates, validate_release};
+use crate::packaging;
+use crate::source::{Credentials, Reference};
 
 const CONTROLLER: &str = "release";
 /// How often a Stalled release whose problem depends on other objects looks again.
 const RECHECK_DEPENDENT: Duration = Duration::from_secs(60);
+/// Releases reconciled (and so packaged) at once: packaging is CPU, disk and network heavy.
+const PACKAGING_CONCURRENCY: u16 = 4;
 /// Periodic resync of healthy objects.
 const RESYNC: Duration = Duration::from_secs(600);
 
@@ -46,6 +55,7 @@ pub fn controller(
 ) -> (BoxFuture<'static, ()>, Store<Release>, watch::Receiver<bool>) {
     let (recheck, rechecks) = futures::channel::mpsc::unbounded();
     let controller = Controller::new(ctx.watched_api::<Release>(), watcher::Config::default())
+        .with_config(kube::runtime::controller::Config::default().concurrency(PACKAGING_CONCURRENCY))
         .reconcile_on(rechecks)
         .graceful_shutdown_on(shutdown.clone().cancelled_owned());
     let releases = controller.store();
@@ -109,26 +119,233 @@ async fn reconcile(release: Arc<Release>, ctx: Arc<ReleaseContext>) -> Result<Ac
         ctx.releases.state().into_iter().filter(|r| r.namespace().as_deref() == Some(&ns)).collect();
     let others: Vec<&Release> = others.iter().map(AsRef::as_ref).collect();
 
-    // Validate and decide (pure).
-    let problems = validate_release(&release, &ReleaseNeighbours { pipeline_exists, others: &others });
-    let new_status = release_status(&release, &problems, super::now());
+    // Validate (pure). Once packaged, the packaged spec is what counts; changes are refused.
+    let mut problems = immutability_problems(&release);
+    let neighbours = ReleaseNeighbours { pipeline_exists, others: &others };
+    match packaged_spec(&release) {
+        Some(spec) if !problems.is_empty() => {
+            let mut packaged = release.as_ref().clone();
+            packaged.spec = spec.clone();
+            problems.extend(validate_release(&packaged, &neighbours));
+        }
+        _ => problems.extend(validate_release(&release, &neighbours)),
+    }
+
+    // Decide (pure), then execute the one step.
+    let step = next_step(&release, &problems);
+    let outcome = match &step {
+        Step::Stall => None,
+        Step::Wait => return Ok(Action::await_change()),
+        Step::Begin => Some(Outcome::Begun),
+        Step::Package => Some(package(&release, &ns, &others, &ctx).await),
+        Step::Verify { commit, digest } => Some(verify(&release, &ns, commit, digest, &ctx).await),
+    };
+    let new_status = release_status(&release, &problems, outcome.as_ref(), super::now());
 
     // Write status once, then tell people about transitions.
     let api = kube::Api::<Release>::namespaced(ctx.base.client.clone(), &ns);
     let before = release.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
     status::apply(&api, release.as_ref(), release.status.as_ref(), &new_status).await?;
     status::event_on_stall(&ctx.base, release.as_ref(), before, &new_status.conditions).await;
+    if let Some(Outcome::Packaged { artifact, commit, .. }) = &outcome
+        && release.status.as_ref().and_then(|s| s.artifact.as_ref()) != Some(artifact)
+    {
+        let note = format!("packaged commit {commit} as {} ({} objects)", artifact.digest, artifact.objects);
+        status::publish(&ctx.base, release.as_ref(), EventType::Normal, Reason::Packaged.as_str(), &note, "Package")
+            .await;
+    }
     for displaced in displaced_duplicates(&release, &others) {
         // The receiver lives as long as the controller; a send fails only during shutdown.
         let _ = ctx.recheck.unbounded_send(ObjectRef::from_obj(displaced));
     }
-    ctx.base.backoff.reset(&key(&release));
 
-    Ok(match problems.first() {
-        Some(p) if p.reason.depends_on_others() => Action::requeue(RECHECK_DEPENDENT),
-        Some(_) => Action::await_change(),
-        None => Action::requeue(RESYNC),
+    Ok(match (&outcome, problems.first()) {
+        (_, Some(p)) if p.reason.depends_on_others() => Action::requeue(RECHECK_DEPENDENT),
+        (_, Some(_)) => Action::await_change(),
+        // The status write wakes this Release again; the requeue is only a safety net.
+        (Some(Outcome::Begun), _) => Action::requeue(Duration::from_secs(1)),
+        (Some(Outcome::Retrying { .. }), _) => Action::requeue(ctx.base.backoff.next_delay(&key(&release))),
+        (Some(Outcome::Failed { reason, .. }), _) if reason.depends_on_others() => Action::requeue(RECHECK_DEPENDENT),
+        (Some(Outcome::Failed { .. }), _) => Action::await_change(),
+        _ => {
+            ctx.base.backoff.reset(&key(&release));
+            Action::requeue(RESYNC)
+        }
     })
+}
+
+/// Fetches the source at the spec's ref and packages it into the store, with notes.
+async fn package(release: &Release, ns: &str, others: &[&Release], ctx: &ReleaseContext) -> Outcome {
+    let Some(reference) =
+        release.spec.source.as_ref().and_then(|s| s.git.as_ref()).and_then(|g| Reference::from_spec(&g.reference))
+    else {
+        return Outcome::Failed { reason: Reason::MissingSource, message: "spec.source.git is missing".to_owned() };
+    };
+    let previous = previous_commit(release, others);
+    let notes = release.spec.notes.clone().filter(|n| !n.trim().is_empty());
+    let version = release.spec.version.clone();
+    run_packaging(release, ns, ctx, reference, None, move |repo, packaged| match notes {
+        Some(notes) => Ok(bound_notes(notes)),
+        None => packaging::notes(repo, &version, previous, packaged.commit),
+    })
+    .await
+}
+
+/// Checks that the recorded artifact is in the store; rebuilds it at the recorded commit if not.
+async fn verify(release: &Release, ns: &str, commit: &str, digest: &str, ctx: &ReleaseContext) -> Outcome {
+    let Ok(digest) = Digest::parse(digest) else {
+        return Outcome::Failed {
+            reason: Reason::DigestMismatch,
+            message: format!("status.artifact.digest `{digest}` is not a sha256 digest"),
+        };
+    };
+    if ctx.base.store.contains(&digest) {
+        return Outcome::Verified;
+    }
+    tracing::info!(%digest, "artifact missing from the store; rebuilding it from git");
+    let outcome =
+        run_packaging(release, ns, ctx, Reference::Commit(commit.to_owned()), Some(digest.clone()), |_, _| {
+            Ok(String::new())
+        })
+        .await;
+    match outcome {
+        Outcome::Packaged { .. } => {
+            let note =
+                format!("artifact {digest} was missing from the store; rebuilt from commit {commit}, digest verified");
+            status::publish(&ctx.base, release, EventType::Normal, "ArtifactRebuilt", &note, "Package").await;
+            Outcome::Verified
+        }
+        other => other,
+    }
+}
+
+/// Reads credentials, then fetches and packages on a blocking thread, within the git timeout.
+async fn run_packaging(
+    release: &Release,
+    ns: &str,
+    ctx: &ReleaseContext,
+    reference: Reference,
+    expected: Option<Digest>,
+    notes: impl FnOnce(&git2::Repository, &packaging::Packaged) -> Result<String, packaging::Error> + Send + 'static,
+) -> Outcome {
+    let started = std::time::Instant::now();
+    let source = release.spec.source.clone().unwrap_or_default();
+    let Some(git) = source.git else {
+        return Outcome::Failed { reason: Reason::MissingSource, message: "spec.source.git is missing".to_owned() };
+    };
+    let credentials = match &git.secret_ref {
+        None => None,
+        Some(secret) => match credentials(&ctx.base.client, ns, &secret.name).await {
+            Ok(c) => Some(c),
+            Err(outcome) => return outcome,
+        },
+    };
+    let (mirrors, store) = (ctx.base.mirrors.clone(), ctx.base.store.clone());
+    let (limits, timeout) = (ctx.base.config.package_limits, ctx.base.config.git_timeout);
+    let path = source.path.unwrap_or_default();
+    let url = git.url.trim().to_owned();
+    let job = tokio::task::spawn_blocking(move || -> Result<(packaging::Packaged, String), packaging::Error> {
+        let (repo, commit) = mirrors.fetch(&url, credentials.as_ref(), &reference, timeout)?;
+        let packaged = packaging::package(
+            &repo,
+            commit,
+            &path,
+            &limits,
+            packaging::Sink::Store { store: &store, expected: expected.as_ref() },
+        )?;
+        let notes = notes(&repo, &packaged)?;
+        Ok((packaged, notes))
+    });
+    // The fetch stops itself at the git timeout; this bounds the rest (reading, packaging).
+    let outcome = match tokio::time::timeout(timeout + PACKAGING_GRACE, job).await {
+        Ok(Ok(Ok((p, notes)))) => Outcome::Packaged {
+            commit: p.commit.to_string(),
+            artifact: Artifact {
+                digest: p.digest.to_string(),
+                size: i64::try_from(p.size).unwrap_or(i64::MAX),
+                files: i32::try_from(p.files).unwrap_or(i32::MAX),
+                objects: i32::try_from(p.objects).unwrap_or(i32::MAX),
+            },
+            notes,
+        },
+        Ok(Ok(Err(e))) if e.is_transient() => Outcome::Retrying { reason: e.reason(), message: e.to_string() },
+        Ok(Ok(Err(e))) => Outcome::Failed { reason: e.reason(), message: e.to_string() },
+        Ok(Err(join)) => {
+            Outcome::Retrying { reason: Reason::StoreFailed, message: format!("packaging task failed: {join}") }
+        }
+        Err(_) => Outcome::Retrying {
+            reason: Reason::GitUnreachable,
+            message: format!(
+                "packaging did not finish within {}",
+                humantime::format_duration(timeout + PACKAGING_GRACE)
+            ),
+        },
+    };
+    let (result, bytes) = match &outcome {
+        Outcome::Packaged { artifact, .. } => ("packaged", u64::try_from(artifact.size).ok()),
+        Outcome::Failed { .. } => ("failed", None),
+        _ => ("retrying", None),
+    };
+    ctx.base.metrics.packaging(result, started.elapsed().as_secs_f64(), bytes);
+    if let Outcome::Failed { reason, message } | Outcome::Retrying { reason, message } = &outcome {
+        tracing::info!(%reason, %message, "packaging did not succeed");
+    }
+    outcome
+}
+
+/// How long reading and packaging may take beyond the git timeout.
+const PACKAGING_GRACE: Duration = Duration::from_secs(120);
+
+/// Credentials from the Secret `name`, or the outcome that explains why there are none.
+async fn credentials(client: &kube::Client, ns: &str, name: &str) -> Result<Credentials, Outcome> {
+    let api = kube::Api::<Secret>::namespaced(client.clone(), ns);
+    match api.get_opt(name).await {
+        Ok(Some(secret)) => {
+            let data = secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+            Credentials::from_secret(name, &data)
+                .map_err(|message| Outcome::Failed { reason: Reason::InvalidSecret, message })
+        }
+        Ok(None) => Err(Outcome::Failed {
+            reason: Reason::InvalidSecret,
+            message: format!(
+                "Secret `{name}` (spec.source.git.secretRef) does not exist in namespace {ns}; create it or fix the name"
+            ),
+        }),
+        Err(e) => Err(Outcome::Retrying {
+            reason: Reason::InvalidSecret,
+            message: format!("cannot read Secret `{name}`: {e}"),
+        }),
+    }
+}
+
+/// The commit of the previous release of the same pipeline: the highest lower version packaged.
+fn previous_commit(release: &Release, others: &[&Release]) -> Option<git2::Oid> {
+    let mine = Version::parse(&release.spec.version).ok()?;
+    others
+        .iter()
+        .filter(|o| o.spec.pipeline == release.spec.pipeline && o.metadata.name != release.metadata.name)
+        .filter_map(|o| {
+            let status = o.status.as_ref()?;
+            let commit = status.commit.as_deref().and_then(|c| git2::Oid::from_str(c).ok())?;
+            let version = Version::parse(&o.spec.version).ok()?;
+            (status.phase == Some(ReleasePhase::Packaged) && version < mine).then_some((version, commit))
+        })
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, commit)| commit)
+}
+
+/// Notes written in the spec, cut to the same bound as generated ones.
+fn bound_notes(mut notes: String) -> String {
+    let max = crate::core::notes::MAX_NOTES_BYTES;
+    if notes.len() > max {
+        let mut end = max;
+        while !notes.is_char_boundary(end) {
+            end -= 1;
+        }
+        notes.truncate(end);
+        notes.push_str("\n… (cut)");
+    }
+    notes
 }
 
 fn key(release: &Release) -> String {

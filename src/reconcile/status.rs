@@ -42,8 +42,22 @@ where
     if old.as_ref() == Some(&reason) {
         return;
     }
-    let note = conditions::find(after, ConditionType::Stalled).map(|c| truncate(&c.message, 1000));
-    let event = Event { type_: EventType::Warning, reason, note, action: "Validate".into(), secondary: None };
+    let note = conditions::find(after, ConditionType::Stalled).map(|c| c.message.clone()).unwrap_or_default();
+    publish(ctx, obj, EventType::Warning, &reason, &note, "Validate").await;
+}
+
+/// Publishes an Event about `obj`; `reason` is a stable PascalCase word.
+pub async fn publish<K>(ctx: &Context, obj: &K, type_: EventType, reason: &str, note: &str, action: &str)
+where
+    K: Resource<DynamicType = ()>,
+{
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(truncate(note, 1000)),
+        action: action.to_owned(),
+        secondary: None,
+    };
     if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
         // An Event is a courtesy; failing to write one must not fail the reconcile.
         tracing::warn!(error = %e, "could not publish Event");

@@ -17,6 +17,8 @@ pub struct Metrics {
     registry: Registry,
     reconcile_duration: HistogramVec,
     reconcile_errors: IntCounterVec,
+    packaging_duration: HistogramVec,
+    artifact_bytes: prometheus::Histogram,
     /// 1 while this replica holds the leader Lease.
     pub leader: IntGauge,
 }
@@ -42,16 +44,32 @@ impl Metrics {
             &["controller", "error"],
         )
         .expect("static metric definition");
+        let packaging_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "conveyor_packaging_duration_seconds",
+                "Time to fetch, validate and store one release's artifact, by result (packaged, failed, retrying).",
+            )
+            .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0]),
+            &["result"],
+        )
+        .expect("static metric definition");
+        let artifact_bytes = prometheus::Histogram::with_opts(
+            HistogramOpts::new("conveyor_artifact_bytes", "Size of packaged artifacts (gzip'd tar).")
+                .buckets(prometheus::exponential_buckets(1024.0, 4.0, 10).expect("static buckets")),
+        )
+        .expect("static metric definition");
         let leader = IntGauge::new("conveyor_leader", "1 while this replica holds the leader Lease, else 0.")
             .expect("static metric definition");
         for m in [
             Box::new(reconcile_duration.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(reconcile_errors.clone()),
+            Box::new(packaging_duration.clone()),
+            Box::new(artifact_bytes.clone()),
             Box::new(leader.clone()),
         ] {
             registry.register(m).expect("metric names are unique");
         }
-        Self { registry, reconcile_duration, reconcile_errors, leader }
+        Self { registry, reconcile_duration, reconcile_errors, packaging_duration, artifact_bytes, leader }
     }
 
     /// A timer that observes the reconcile duration when dropped.
@@ -62,6 +80,14 @@ impl Metrics {
     /// Counts a failed reconcile; `kind` is a bounded error kind, never error text.
     pub fn reconcile_error(&self, controller: &'static str, kind: &'static str) {
         self.reconcile_errors.with_label_values(&[controller, kind]).inc();
+    }
+
+    /// Records one packaging attempt; `result` is `packaged`, `failed` or `retrying`.
+    pub fn packaging(&self, result: &'static str, seconds: f64, artifact_bytes: Option<u64>) {
+        self.packaging_duration.with_label_values(&[result]).observe(seconds);
+        if let Some(bytes) = artifact_bytes {
+            self.artifact_bytes.observe(bytes as f64);
+        }
     }
 
     /// The registry in Prometheus text format.

@@ -2,6 +2,8 @@
 //! process, waits on conditions with deadlines, and a test kubelet.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod git;
+pub mod git_server;
 pub mod kubelet;
 
 use std::future::Future;
@@ -139,6 +141,8 @@ pub struct ControllerProcess {
     pub http: String,
     /// File receiving the controller's logs.
     pub log: PathBuf,
+    /// The controller's artifact directory (store and git mirrors).
+    pub artifact_dir: PathBuf,
 }
 
 impl ControllerProcess {
@@ -152,6 +156,7 @@ impl ControllerProcess {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("conveyor-{namespace}-{identity}.log"));
         let file = std::fs::File::create(&log).expect("create log file");
+        let artifact_dir = std::env::temp_dir().join(format!("conveyor-artifacts-{namespace}-{identity}"));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_conveyor"));
         cmd.arg("controller")
             .env("KUBECONFIG", kubeconfig())
@@ -159,6 +164,8 @@ impl ControllerProcess {
             .env("CONVEYOR_LEASE_NAMESPACE", namespace)
             .env("CONVEYOR_METRICS_ADDRESS", format!("127.0.0.1:{port}"))
             .env("CONVEYOR_LEASE_DURATION", "5s")
+            .env("CONVEYOR_ARTIFACT_DIR", &artifact_dir)
+            .env("CONVEYOR_GIT_TIMEOUT", "5s")
             .env("POD_NAME", identity)
             .env("RUST_LOG", std::env::var("CONVEYOR_TEST_RUST_LOG").unwrap_or_else(|_| "info,conveyor=debug".into()))
             .env_remove("CONVEYOR_CONFIG")
@@ -169,7 +176,7 @@ impl ControllerProcess {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("start conveyor controller");
-        Self { child, identity: identity.to_owned(), http: format!("http://127.0.0.1:{port}"), log }
+        Self { child, identity: identity.to_owned(), http: format!("http://127.0.0.1:{port}"), log, artifact_dir }
     }
 
     /// Whether the process is still running.

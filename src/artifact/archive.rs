@@ -1,0 +1,274 @@
+//! The deterministic tar.gz of a release's manifest files, and reading it back.
+//!
+//! Same files in → same bytes out, whatever their order, the clock, the user or the machine:
+//! entries sorted by path bytes, regular files only (no directory entries: paths carry their
+//! directories and nothing reads directory metadata), GNU headers with mode 0644, uid/gid 0,
+//! empty user/group names and mtime 0, and a gzip header with mtime 0, no file name and the
+//! OS byte fixed to "unknown". The digest is of the compressed bytes, so it also depends on
+//! flate2's compressor at `Compression::default()`.
+
+use std::collections::HashSet;
+use std::io::{self, Read, Write};
+
+use flate2::read::GzDecoder;
+use flate2::{Compression, GzBuilder};
+use sha2::{Digest as _, Sha256};
+use tar::{Builder, EntryType, Header};
+
+use super::ManifestFile;
+use crate::api::types::Digest;
+
+/// Mode of every entry: the archive records content, not permissions.
+const FILE_MODE: u32 = 0o644;
+
+/// A writer that hashes (SHA-256) and counts what passes through it, so an archive's digest
+/// is known once it is written without holding it in memory.
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    written: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Self {
+        Self { inner, hasher: Sha256::new(), written: 0 }
+    }
+
+    /// The inner writer, the digest of everything written and its size in bytes.
+    pub fn finish(self) -> (W, Digest, u64) {
+        (self.inner, Digest::from_sha256(&self.hasher.finalize().into()), self.written)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        // Only what the inner writer took: the caller writes the rest again.
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes the deterministic tar.gz of `files` to `out` and returns its digest and size.
+///
+/// Paths must be relative and '/'-separated, without empty, `.` or `..` components, and
+/// unique; anything else is `InvalidInput` (a caller bug: the source reader produces them).
+/// `out` is flushed but not synced.
+pub fn write_archive<W: Write>(files: &[ManifestFile], out: W) -> io::Result<(Digest, u64)> {
+    let mut sorted: Vec<&ManifestFile> = files.iter().collect();
+    sorted.sort_unstable_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+    let mut seen = HashSet::new();
+    for file in &sorted {
+        check_path(&file.path)?;
+        if !seen.insert(file.path.as_str()) {
+            return Err(invalid_input(format!("manifest path `{}` given twice", file.path)));
+        }
+    }
+
+    let gzip = GzBuilder::new().mtime(0).operating_system(255).write(HashingWriter::new(out), Compression::default());
+    let mut tar = Builder::new(gzip);
+    for file in sorted {
+        let mut header = Header::new_gnu();
+        header.set_entry_type(EntryType::Regular);
+        header.set_size(file.content.len() as u64);
+        header.set_mode(FILE_MODE);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        // Paths over 100 bytes get a GNU long-name entry, itself written with fixed fields.
+        tar.append_data(&mut header, &file.path, file.content.as_slice())?;
+    }
+    let mut hashing = tar.into_inner()?.finish()?;
+    hashing.flush()?;
+    let (_, digest, size) = hashing.finish();
+    Ok((digest, size))
+}
+
+/// Reads an archive back into files (for deploy later; also used by tests).
+///
+/// Refuses entries other than regular files and paths that are not relative UTF-8, so that
+/// nothing read here can name a place outside the release.
+pub fn read_archive(bytes: &[u8]) -> io::Result<Vec<ManifestFile>> {
+    let mut archive = tar::Archive::new(GzDecoder::new(bytes));
+    let mut files = Vec::new();
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let kind = entry.header().entry_type();
+        let path = entry.path()?;
+        let path = path.to_str().ok_or_else(|| invalid_data(format!("entry path {path:?} is not UTF-8")))?.to_owned();
+        if kind != EntryType::Regular {
+            return Err(invalid_data(format!("entry `{path}` is not a regular file ({kind:?})")));
+        }
+        check_path(&path).map_err(|e| invalid_data(e.to_string()))?;
+        let mut content = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0));
+        entry.read_to_end(&mut content)?;
+        files.push(ManifestFile { path, content });
+    }
+    Ok(files)
+}
+
+/// A path as [`ManifestFile`] promises it: relative, '/'-separated, no empty, `.` or `..` part.
+fn check_path(path: &str) -> io::Result<()> {
+    let bad = path.is_empty()
+        || path.contains('\0')
+        || path.contains('\\')
+        || path.split('/').any(|part| part.is_empty() || part == "." || part == "..");
+    if bad {
+        return Err(invalid_input(format!(
+            "manifest path `{path}` must be relative and '/'-separated, without empty, `.` or `..` parts"
+        )));
+    }
+    Ok(())
+}
+
+fn invalid_input(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, message)
+}
+
+fn invalid_data(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, content: &str) -> ManifestFile {
+        ManifestFile { path: path.to_owned(), content: content.as_bytes().to_vec() }
+    }
+
+    fn sample() -> Vec<ManifestFile> {
+        vec![
+            file("b.yaml", "kind: B\n"),
+            file("a/z.yml", "kind: Z\n"),
+            file("a.json", "{}"),
+            file(&format!("deep/{}/long-name.yaml", "x".repeat(150)), "kind: Long\n"),
+            file("a/b.yaml", ""),
+        ]
+    }
+
+    fn archive(files: &[ManifestFile]) -> (Vec<u8>, Digest, u64) {
+        let mut bytes = Vec::new();
+        let (digest, size) = write_archive(files, &mut bytes).unwrap();
+        (bytes, digest, size)
+    }
+
+    #[test]
+    fn same_files_in_any_order_give_the_same_bytes() {
+        let files = sample();
+        let (bytes, digest, size) = archive(&files);
+        assert_eq!(size, bytes.len() as u64);
+        assert_eq!(digest, Digest::of(&bytes));
+        let mut reversed = files.clone();
+        reversed.reverse();
+        let mut rotated = files.clone();
+        rotated.rotate_left(2);
+        for other in [reversed, rotated] {
+            assert_eq!(archive(&other), (bytes.clone(), digest.clone(), size));
+        }
+    }
+
+    #[test]
+    fn any_change_changes_the_digest() {
+        let (_, base, _) = archive(&sample());
+        let mut content = sample();
+        content[0].content[0] ^= 1;
+        let mut path = sample();
+        path[0].path = "c.yaml".to_owned();
+        let mut fewer = sample();
+        fewer.pop();
+        for (what, files) in [("one byte", content), ("one path", path), ("one file fewer", fewer)] {
+            assert_ne!(archive(&files).1, base, "{what}");
+        }
+    }
+
+    #[test]
+    fn read_archive_round_trips_in_path_order() {
+        let mut want = sample();
+        want.sort_by(|a, b| a.path.cmp(&b.path));
+        assert_eq!(read_archive(&archive(&sample()).0).unwrap(), want);
+        assert_eq!(read_archive(&archive(&[]).0).unwrap(), []);
+    }
+
+    #[test]
+    fn entries_have_fixed_metadata() {
+        let (bytes, _, _) = archive(&sample());
+        // gzip header: magic, deflate, no flags (no file name), mtime 0, OS unknown.
+        assert_eq!(&bytes[..4], [0x1f, 0x8b, 8, 0]);
+        assert_eq!(&bytes[4..8], [0, 0, 0, 0]);
+        assert_eq!(bytes[9], 255);
+        let mut tar = tar::Archive::new(GzDecoder::new(bytes.as_slice()));
+        let mut paths = Vec::new();
+        for entry in tar.entries().unwrap() {
+            let entry = entry.unwrap();
+            let header = entry.header();
+            assert_eq!(header.entry_type(), EntryType::Regular);
+            assert_eq!(header.mode().unwrap(), 0o644);
+            assert_eq!((header.uid().unwrap(), header.gid().unwrap(), header.mtime().unwrap()), (0, 0, 0));
+            assert_eq!((header.username_bytes(), header.groupname_bytes()), (Some(&b""[..]), Some(&b""[..])));
+            paths.push(entry.path().unwrap().to_str().unwrap().to_owned());
+        }
+        let mut want: Vec<String> = sample().into_iter().map(|f| f.path).collect();
+        want.sort();
+        assert_eq!(paths, want);
+    }
+
+    #[test]
+    fn bad_paths_are_refused() {
+        let cases = [
+            vec![file("", "")],
+            vec![file("/abs.yaml", "")],
+            vec![file("./a.yaml", "")],
+            vec![file("a/../b.yaml", "")],
+            vec![file("a//b.yaml", "")],
+            vec![file("a/", "")],
+            vec![file("a\\b.yaml", "")],
+            vec![file("a.yaml", "x"), file("a.yaml", "y")],
+        ];
+        for files in cases {
+            let err = write_archive(&files, io::sink()).expect_err("refused");
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{files:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn read_archive_refuses_other_entries() {
+        let gzip = GzBuilder::new().write(Vec::new(), Compression::default());
+        let mut tar = Builder::new(gzip);
+        let mut header = Header::new_gnu();
+        header.set_entry_type(EntryType::Symlink);
+        header.set_size(0);
+        tar.append_link(&mut header, "link.yaml", "/etc/passwd").unwrap();
+        let bytes = tar.into_inner().unwrap().finish().unwrap();
+        let err = read_archive(&bytes).expect_err("symlink refused");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        assert!(read_archive(b"not a gzip").is_err());
+    }
+
+    #[test]
+    fn hashing_writer_hashes_only_what_was_taken() {
+        /// Takes at most three bytes per write.
+        struct Trickle(Vec<u8>);
+        impl Write for Trickle {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                let n = buf.len().min(3);
+                self.0.extend_from_slice(&buf[..n]);
+                Ok(n)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut writer = HashingWriter::new(Trickle(Vec::new()));
+        writer.write_all(b"hello, world").unwrap();
+        let (inner, digest, size) = writer.finish();
+        assert_eq!((inner.0.as_slice(), size), (&b"hello, world"[..], 12));
+        assert_eq!(digest, Digest::of(b"hello, world"));
+    }
+}
