@@ -2,7 +2,8 @@
 //! tree (10,000 manifest files), on the same machine, in the same run.
 //!
 //! Run with `cargo bench --bench package` (or `make bench`). `BENCH_RUNS` sets the runs per
-//! tool (default 5); `--emit-json FILE` or `BENCH_JSON=FILE` also writes the figures as JSON.
+//! tool (default 5); `--emit-json FILE` or `BENCH_JSON=FILE` also writes the figures as JSON;
+//! `BENCH_KEEP=1` keeps the generated repository (its path is printed) for profiling by hand.
 //! Figures are printed with PASS/MISS against the issue's targets, never asserted: this is a
 //! measurement, not a test. Only correctness is checked (exit status, file and object counts,
 //! the same digest every run).
@@ -31,6 +32,12 @@ const RSS_TARGET_MB: f64 = 50.0;
 const SIGNATURE: &str = "Conveyor Bench <bench@conveyor.invalid> 1700000000 +0000";
 
 fn main() -> anyhow::Result<()> {
+    // `cargo test --all-targets` runs bench targets too (`test = false` does not stop it), in a
+    // debug build and without the `--bench` argument that `cargo bench` always passes.
+    if !std::env::args_os().any(|a| a == "--bench") {
+        println!("package bench: skipped, run it with `cargo bench --bench package`");
+        return Ok(());
+    }
     let options = Options::parse()?;
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     let repo = dir.path().join("repo.git");
@@ -69,6 +76,9 @@ fn main() -> anyhow::Result<()> {
         std::fs::write(path, json + "\n").with_context(|| format!("cannot write {}", path.display()))?;
         println!("figures written to {}", path.display());
     }
+    if options.keep {
+        println!("kept {}", dir.keep().join("repo.git").display());
+    }
     Ok(())
 }
 
@@ -76,6 +86,7 @@ fn main() -> anyhow::Result<()> {
 struct Options {
     runs: usize,
     json: Option<PathBuf>,
+    keep: bool,
 }
 
 impl Options {
@@ -99,7 +110,8 @@ impl Options {
                 json = Some(PathBuf::from(path));
             }
         }
-        Ok(Self { runs, json })
+        let keep = std::env::var_os("BENCH_KEEP").is_some_and(|v| !v.is_empty() && v != "0");
+        Ok(Self { runs, json, keep })
     }
 }
 
@@ -189,7 +201,7 @@ fn generate(repo: &Path) -> anyhow::Result<Tree> {
     let stdin = import.stdin.take().expect("stdin was piped");
     let mut stream = BufWriter::with_capacity(1 << 20, stdin);
 
-    let message = "Manifests for 2,500 services\n";
+    let message = format!("Manifests for {SERVICES} services\n");
     write!(stream, "commit refs/heads/main\nmark :1\nauthor {SIGNATURE}\ncommitter {SIGNATURE}\n")?;
     write!(stream, "data {}\n{message}", message.len())?;
     let mut rng = SplitMix(0x5eed_c0ff_ee00_0001);
@@ -261,6 +273,8 @@ struct Service {
     version: String,
 }
 
+// The templates are written as the YAML they produce (string literals keep their newlines and
+// indentation), so that they read like what users commit.
 impl Service {
     fn new(index: usize, rng: &mut SplitMix) -> Self {
         let system = rng.pick(SYSTEMS);
@@ -286,136 +300,220 @@ impl Service {
         ]
     }
 
-    fn metadata(&self, kind_suffix: &str) -> String {
+    /// `apiVersion`, `kind` and `metadata` with the labels every object of the service carries.
+    fn head(&self, api_version: &str, kind: &str, suffix: &str) -> String {
         let Self { name, system, namespace, version, .. } = self;
         format!(
-            "metadata:\n  name: {name}{kind_suffix}\n  namespace: {namespace}\n  labels:\n    \
-             app.kubernetes.io/name: {name}\n    app.kubernetes.io/part-of: {system}\n    \
-             app.kubernetes.io/version: \"{version}\"\n    app.kubernetes.io/managed-by: conveyor\n"
+            "\
+apiVersion: {api_version}
+kind: {kind}
+metadata:
+  name: {name}{suffix}
+  namespace: {namespace}
+  labels:
+    app.kubernetes.io/name: {name}
+    app.kubernetes.io/part-of: {system}
+    app.kubernetes.io/version: \"{version}\"
+    app.kubernetes.io/managed-by: conveyor
+"
         )
     }
 
     fn deployment(&self, rng: &mut SplitMix) -> String {
         let Self { name, system, version, .. } = self;
-        let mut y = format!("# {name}: owned by the {system} team.\napiVersion: apps/v1\nkind: Deployment\n");
-        y += &self.metadata("");
+        let mut y = format!("# {name}: owned by the {system} team.\n");
+        y += &self.head("apps/v1", "Deployment", "");
+        let replicas = rng.range(1, 6);
         let _ = write!(
             y,
-            "  annotations:\n    conveyor.dev/owner: {system}-oncall@example.com\nspec:\n  replicas: {}\n  \
-             revisionHistoryLimit: 5\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: {name}\n  \
-             strategy:\n    type: RollingUpdate\n    rollingUpdate: {{maxSurge: 25%, maxUnavailable: 0}}\n  \
-             template:\n    metadata:\n      labels:\n        app.kubernetes.io/name: {name}\n        \
-             app.kubernetes.io/version: \"{version}\"\n    spec:\n      securityContext:\n        runAsNonRoot: true\n\
-             \x20     containers:\n        - name: app\n          image: registry.example.com/{system}/{name}:{version}\n\
-             \x20         args: [\"--port=8080\", \"--log-level=info\"]\n          ports:\n            - name: http\n\
-             \x20             containerPort: 8080\n",
-            rng.range(1, 6)
+            "  annotations:
+    conveyor.dev/owner: {system}-oncall@example.com
+spec:
+  replicas: {replicas}
+  revisionHistoryLimit: 5
+  selector:
+    matchLabels:
+      app.kubernetes.io/name: {name}
+  strategy:
+    type: RollingUpdate
+    rollingUpdate: {{maxSurge: 25%, maxUnavailable: 0}}
+  template:
+    metadata:
+      labels:
+        app.kubernetes.io/name: {name}
+        app.kubernetes.io/version: \"{version}\"
+    spec:
+      securityContext:
+        runAsNonRoot: true
+      containers:
+        - name: app
+          image: registry.example.com/{system}/{name}:{version}
+          args: [\"--port=8080\", \"--log-level=info\"]
+          ports:
+            - name: http
+              containerPort: 8080
+"
         );
         let env = rng.range(0, 8);
         if env > 0 {
             y += "          env:\n";
+            let prefix = system.to_uppercase();
             for i in 0..env {
-                let _ = write!(
-                    y,
-                    "            - name: FEATURE_{i}_{}\n              value: {}\n",
-                    system.to_uppercase(),
-                    rng.pick(FLAGS)
-                );
+                let value = rng.pick(FLAGS);
+                let _ = write!(y, "            - name: {prefix}_FEATURE_{i}\n              value: {value}\n");
             }
         }
+        let (cpu, memory, limit) = (rng.range(1, 10) * 50, rng.range(1, 8) * 64, rng.range(9, 16) * 64);
         let _ = write!(
             y,
-            "          resources:\n            requests: {{cpu: {}m, memory: {}Mi}}\n            limits: {{memory: {}Mi}}\n\
-             \x20         readinessProbe:\n            httpGet: {{path: /healthz, port: http}}\n            periodSeconds: 10\n",
-            rng.range(1, 10) * 50,
-            rng.range(1, 8) * 64,
-            rng.range(4, 16) * 64
+            "          resources:
+            requests: {{cpu: {cpu}m, memory: {memory}Mi}}
+            limits: {{memory: {limit}Mi}}
+          readinessProbe:
+            httpGet: {{path: /healthz, port: http}}
+            periodSeconds: 10
+"
         );
         if rng.range(0, 3) == 0 {
-            y += "        - name: proxy\n          image: registry.example.com/mesh/proxy:2.3.1\n          \
-                  ports:\n            - {name: admin, containerPort: 15000}\n";
+            y += "        - name: proxy
+          image: registry.example.com/mesh/proxy:2.3.1
+          ports:
+            - {name: admin, containerPort: 15000}
+";
         }
         y
     }
 
     fn service(&self, rng: &mut SplitMix) -> String {
-        let mut y = "apiVersion: v1\nkind: Service\n".to_owned();
-        y += &self.metadata("");
+        let mut y = self.head("v1", "Service", "");
         let _ = write!(
             y,
-            "  annotations:\n    prometheus.io/scrape: \"true\"\n    prometheus.io/port: \"9090\"\nspec:\n  \
-             type: ClusterIP\n  selector:\n    app.kubernetes.io/name: {}\n  ports:\n    - name: http\n      \
-             port: 80\n      targetPort: http\n      protocol: TCP\n",
+            "  annotations:
+    prometheus.io/scrape: \"true\"
+    prometheus.io/port: \"9090\"
+spec:
+  type: ClusterIP
+  sessionAffinity: None
+  selector:
+    app.kubernetes.io/name: {}
+  ports:
+    - name: http
+      port: 80
+      targetPort: http
+      protocol: TCP
+",
             self.name
         );
         if rng.range(0, 1) == 0 {
-            y += "    - name: metrics\n      port: 9090\n      targetPort: 9090\n      protocol: TCP\n";
+            y += "    - name: metrics
+      port: 9090
+      targetPort: 9090
+      protocol: TCP
+";
         }
         y
     }
 
     fn configmap(&self, rng: &mut SplitMix) -> String {
-        let mut y = "apiVersion: v1\nkind: ConfigMap\n".to_owned();
-        y += &self.metadata("-config");
-        let _ =
-            write!(y, "data:\n  LOG_LEVEL: info\n  UPSTREAM: http://{}-api.{}.svc:80\n", self.system, self.namespace);
-        y += "  application.properties: |\n";
-        for i in 0..rng.range(4, 40) {
-            let _ = writeln!(y, "    {}.setting.{i} = {}", self.system, rng.next() % 100_000);
+        let Self { system, namespace, .. } = self;
+        let mut y = self.head("v1", "ConfigMap", "-config");
+        let _ = write!(
+            y,
+            "\
+data:
+  LOG_LEVEL: info
+  UPSTREAM: http://{system}-api.{namespace}.svc:80
+  application.properties: |
+"
+        );
+        for i in 0..rng.range(5, 40) {
+            let _ = writeln!(y, "    {system}.setting.{i} = {}", rng.next() % 100_000);
         }
         y
     }
 
     fn hpa(&self, rng: &mut SplitMix) -> String {
-        let mut y = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\n".to_owned();
-        y += &self.metadata("");
+        let mut y = self.head("autoscaling/v2", "HorizontalPodAutoscaler", "");
+        let (max, utilization) = (rng.range(4, 30), rng.range(50, 85));
         let _ = write!(
             y,
-            "spec:\n  scaleTargetRef:\n    apiVersion: apps/v1\n    kind: Deployment\n    name: {}\n  \
-             minReplicas: 2\n  maxReplicas: {}\n  metrics:\n    - type: Resource\n      resource:\n        \
-             name: cpu\n        target:\n          type: Utilization\n          averageUtilization: {}\n",
-            self.name,
-            rng.range(4, 30),
-            rng.range(50, 85)
+            "\
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {}
+  minReplicas: 2
+  maxReplicas: {max}
+  metrics:
+    - type: Resource
+      resource:
+        name: cpu
+        target:
+          type: Utilization
+          averageUtilization: {utilization}
+",
+            self.name
         );
         y
     }
 
     /// Three documents: the service account, its role and the binding.
     fn rbac(&self) -> String {
-        let name = &self.name;
-        let mut y = "apiVersion: v1\nkind: ServiceAccount\n".to_owned();
-        y += &self.metadata("");
-        y += "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\n";
-        y += &self.metadata("-reader");
-        y += "rules:\n  - apiGroups: [\"\"]\n    resources: [configmaps, secrets]\n    verbs: [get, list, watch]\n";
-        y += "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\n";
-        y += &self.metadata("-reader");
+        let Self { name, namespace, .. } = self;
+        let mut y = self.head("v1", "ServiceAccount", "");
+        y += "---\n";
+        y += &self.head("rbac.authorization.k8s.io/v1", "Role", "-reader");
+        y += "\
+rules:
+  - apiGroups: [\"\"]
+    resources: [configmaps, secrets]
+    verbs: [get, list, watch]
+---
+";
+        y += &self.head("rbac.authorization.k8s.io/v1", "RoleBinding", "-reader");
         let _ = write!(
             y,
-            "roleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: {name}-reader\nsubjects:\n  \
-             - kind: ServiceAccount\n    name: {name}\n    namespace: {}\n",
-            self.namespace
+            "\
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: {name}-reader
+subjects:
+  - kind: ServiceAccount
+    name: {name}
+    namespace: {namespace}
+"
         );
         y
     }
 
     fn ingress(&self, rng: &mut SplitMix) -> String {
-        let mut y = "apiVersion: networking.k8s.io/v1\nkind: Ingress\n".to_owned();
-        y += &self.metadata("");
+        let name = &self.name;
+        let mut y = self.head("networking.k8s.io/v1", "Ingress", "");
         let _ = write!(
             y,
-            "  annotations:\n    cert-manager.io/cluster-issuer: letsencrypt\nspec:\n  ingressClassName: nginx\n  \
-             tls:\n    - hosts: [{name}.example.com]\n      secretName: {name}-tls\n  rules:\n    \
-             - host: {name}.example.com\n      http:\n        paths:\n",
-            name = self.name
+            "  annotations:
+    cert-manager.io/cluster-issuer: letsencrypt
+spec:
+  ingressClassName: nginx
+  tls:
+    - hosts: [{name}.example.com]
+      secretName: {name}-tls
+  rules:
+    - host: {name}.example.com
+      http:
+        paths:
+"
         );
         for path in ["/", "/api", "/v2", "/admin"].iter().take(rng.range(1, 4)) {
             let _ = write!(
                 y,
-                "          - path: {path}\n            pathType: Prefix\n            backend:\n              \
-                 service: {{name: {}, port: {{name: http}}}}\n",
-                self.name
+                "          - path: {path}
+            pathType: Prefix
+            backend:
+              service: {{name: {name}, port: {{name: http}}}}
+"
             );
         }
         y
@@ -424,21 +522,37 @@ impl Service {
     /// Two documents: a disruption budget and a network policy.
     fn policy(&self, rng: &mut SplitMix) -> String {
         let name = &self.name;
-        let mut y = "apiVersion: policy/v1\nkind: PodDisruptionBudget\n".to_owned();
-        y += &self.metadata("");
+        let mut y = self.head("policy/v1", "PodDisruptionBudget", "");
         let _ = write!(
             y,
-            "spec:\n  maxUnavailable: 1\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: {name}\n\
-             ---\n# Only the gateway and monitoring may call {name}.\napiVersion: networking.k8s.io/v1\n\
-             kind: NetworkPolicy\n"
+            "\
+spec:
+  maxUnavailable: 1
+  selector:
+    matchLabels:
+      app.kubernetes.io/name: {name}
+---
+# Only the gateway and monitoring may call {name}.
+"
         );
-        y += &self.metadata("");
+        y += &self.head("networking.k8s.io/v1", "NetworkPolicy", "");
+        let caller = ["gateway", "monitoring", "ingress-nginx"][rng.range(0, 2)];
         let _ = write!(
             y,
-            "spec:\n  podSelector:\n    matchLabels:\n      app.kubernetes.io/name: {name}\n  policyTypes: [Ingress]\n  \
-             ingress:\n    - from:\n        - namespaceSelector:\n            matchLabels:\n              \
-             kubernetes.io/metadata.name: {}\n      ports:\n        - {{port: 8080, protocol: TCP}}\n",
-            ["gateway", "monitoring", "ingress-nginx"][rng.range(0, 2)]
+            "\
+spec:
+  podSelector:
+    matchLabels:
+      app.kubernetes.io/name: {name}
+  policyTypes: [Ingress]
+  ingress:
+    - from:
+        - namespaceSelector:
+            matchLabels:
+              kubernetes.io/metadata.name: {caller}
+      ports:
+        - {{port: 8080, protocol: TCP}}
+"
         );
         y
     }
@@ -611,9 +725,10 @@ impl Report {
         let _ = writeln!(t, "machine: nproc {}, {}, git {}", machine.nproc, machine.cpu, machine.git);
         let _ = writeln!(
             t,
-            "tree: {} files ({} multi-document), {} objects, {} bytes of YAML; file sizes min {} / median {} / max {} bytes",
-            tree.files, tree.multi_document_files, tree.objects, tree.bytes, tree.smallest, tree.median, tree.largest
+            "tree: {} files ({} multi-document), {} objects, {} bytes of YAML",
+            tree.files, tree.multi_document_files, tree.objects, tree.bytes
         );
+        let _ = writeln!(t, "file sizes: min {} / median {} / max {} bytes", tree.smallest, tree.median, tree.largest);
         let _ = writeln!(t, "generation (git fast-import, not compared): {:.0} ms", generation.as_secs_f64() * 1e3);
         let _ = writeln!(t, "runs: {runs} per tool, alternating, after one warm-up run each\n");
         let _ = writeln!(

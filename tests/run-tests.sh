@@ -23,4 +23,5 @@ trap 'tests/control-plane.sh stop "$run_dir"' EXIT
 tests/control-plane.sh start "$run_dir" >/dev/null
 
 step "cargo test (unit, CRD drift, integration against the control plane)"
-CONVEYOR_TEST_KUBECONFIG="$run_dir/kubeconfig" cargo test --all-targets --no-fail-fast
+# Benchmarks are measurements, run by `make bench`, not tests.
+CONVEYOR_TEST_KUBECONFIG="$run_dir/kubeconfig" cargo test --lib --bins --tests --no-fail-fast
