@@ -156,7 +156,7 @@ fn short_id(id: &str) -> &str {
 
 /// Cuts `s` to at most `max` bytes without splitting a character; marks a cut with `…` when
 /// there is room for it.
-fn truncate_at_char_boundary(mut s: String, max: usize) -> String {
+pub fn truncate_at_char_boundary(mut s: String, max: usize) -> String {
     if s.len() <= max {
         return s;
     }

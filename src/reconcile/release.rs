@@ -20,6 +20,7 @@ use super::{Context, Error, Result, status};
 use crate::api::release::{Artifact, ReleasePhase};
 use crate::api::types::{Digest, Version};
 use crate::api::{Pipeline, Reason, Release};
+use crate::core::notes::{MAX_NOTES_BYTES, truncate_at_char_boundary};
 use crate::core::release::{Outcome, Step, immutability_problems, next_step, packaged_spec, release_status};
 use crate::core::validate::{ReleaseNeighbours, displaced_duplicates, validate_release};
 use crate::packaging;
@@ -185,7 +186,8 @@ async fn package(release: &Release, ns: &str, others: &[&Release], ctx: &Release
     let notes = release.spec.notes.clone().filter(|n| !n.trim().is_empty());
     let version = release.spec.version.clone();
     run_packaging(release, ns, ctx, reference, None, move |repo, packaged| match notes {
-        Some(notes) => Ok(bound_notes(notes)),
+        // Notes written in the spec are cut to the same bound as generated ones.
+        Some(notes) => Ok(truncate_at_char_boundary(notes, MAX_NOTES_BYTES)),
         None => packaging::notes(repo, &version, previous, packaged.commit),
     })
     .await
@@ -332,20 +334,6 @@ fn previous_commit(release: &Release, others: &[&Release]) -> Option<git2::Oid> 
         })
         .max_by(|a, b| a.0.cmp(&b.0))
         .map(|(_, commit)| commit)
-}
-
-/// Notes written in the spec, cut to the same bound as generated ones.
-fn bound_notes(mut notes: String) -> String {
-    let max = crate::core::notes::MAX_NOTES_BYTES;
-    if notes.len() > max {
-        let mut end = max;
-        while !notes.is_char_boundary(end) {
-            end -= 1;
-        }
-        notes.truncate(end);
-        notes.push_str("\n… (cut)");
-    }
-    notes
 }
 
 fn key(release: &Release) -> String {

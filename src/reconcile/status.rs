@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use super::{Context, Result};
 use crate::api::{ConditionType, STATUS_MANAGER};
 use crate::core::conditions;
+use crate::core::notes::truncate_at_char_boundary;
 
 /// Applies `status` unless it equals `current`; one patch per reconcile at most.
 pub async fn apply<K, S>(api: &Api<K>, obj: &K, current: Option<&S>, status: &S) -> Result<bool>
@@ -54,7 +55,7 @@ where
     let event = Event {
         type_,
         reason: reason.to_owned(),
-        note: Some(truncate(note, 1000)),
+        note: Some(truncate_at_char_boundary(note.to_owned(), 1000)),
         action: action.to_owned(),
         secondary: None,
     };
@@ -62,15 +63,4 @@ where
         // An Event is a courtesy; failing to write one must not fail the reconcile.
         tracing::warn!(error = %e, "could not publish Event");
     }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
