@@ -1,11 +1,16 @@
 //! One packaging path for the controller and `conveyor package`: manifests at a commit →
 //! validated objects → deterministic artifact (stored, or only measured), and release notes.
 
+use std::io::Write;
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread;
+
 use git2::{Oid, Repository};
 
 use crate::api::Reason;
 use crate::api::types::Digest;
-use crate::artifact::{self, Store};
+use crate::artifact::{self, ArchiveWriter, Store};
 use crate::config::PackageLimits;
 use crate::core::notes::{MAX_NOTES_BYTES, release_notes_with_omitted};
 use crate::source;
@@ -67,7 +72,14 @@ pub enum Sink<'a> {
     Writer(&'a mut dyn std::io::Write),
 }
 
-/// Packages `path` at `commit` into `sink`. Every manifest is validated before anything is written.
+/// Packages `path` at `commit` into `sink`.
+///
+/// Worker threads load and check the files (size bounds, YAML) while this thread streams them
+/// into the archive in path order, so that loading, checking and compressing run at once and
+/// only a few files are held in memory. Any invalid file fails the whole package, and the
+/// error named is that of the first file in path order that fails a check, however the
+/// threads were scheduled. On failure a store keeps nothing, and a writer's partial output
+/// must be discarded by the caller.
 pub fn package(
     repo: &Repository,
     commit: Oid,
@@ -75,13 +87,145 @@ pub fn package(
     limits: &PackageLimits,
     sink: Sink<'_>,
 ) -> Result<Packaged, Error> {
-    let files = source::read_manifests(repo, commit, path, limits)?;
-    let objects = artifact::parse_objects(&files, limits.max_yaml_nodes).map_err(|e| in_repository(e, path))?;
-    let (digest, size) = match sink {
-        Sink::Store { store, expected } => store.put(&files, expected)?,
-        Sink::Writer(out) => artifact::write_archive(&files, out).map_err(artifact::Error::Io)?,
+    let manifests = source::list_manifests(repo, commit, path, limits)?;
+    let mut objects = 0;
+    let mut write = |out: &mut dyn Write| -> Result<(Digest, u64), Error> {
+        let (digest, size, count) = build(repo.path(), &manifests, path, limits, out)?;
+        objects = count;
+        Ok((digest, size))
     };
-    Ok(Packaged { commit, digest, size, files: files.len(), objects: objects.len() })
+    let (digest, size) = match sink {
+        Sink::Store { store, expected } => store.put_with(expected, write)?,
+        Sink::Writer(out) => write(out)?,
+    };
+    Ok(Packaged { commit, digest, size, files: manifests.len(), objects })
+}
+
+/// Most worker threads; past a few, the single compressing thread is the limit.
+const MAX_WORKERS: usize = 4;
+/// Files per chunk: chunk `i` goes to worker `i % workers`, so the archive can take chunks in
+/// order from the workers in turn.
+const CHUNK_FILES: usize = 32;
+/// A worker hands over what it has loaded once it holds this many bytes, which bounds the
+/// memory in flight (with each worker at most one batch ahead) whatever the file sizes.
+const BATCH_BYTES: usize = 256 * 1024;
+
+/// Loaded and checked files of one chunk, in order; `end` closes the chunk; `error` is the
+/// chunk's first failure, after the files before it.
+struct Batch {
+    files: Vec<(artifact::ManifestFile, usize)>,
+    end: bool,
+    error: Option<Error>,
+}
+
+/// Archives `manifests` into `out` with worker threads loading and checking them; returns the
+/// digest, the size and the number of objects.
+fn build(
+    git_dir: &Path,
+    manifests: &source::Manifests,
+    path: &str,
+    limits: &PackageLimits,
+    out: &mut dyn Write,
+) -> Result<(Digest, u64, usize), Error> {
+    let workers = thread::available_parallelism().map_or(1, usize::from).clamp(1, MAX_WORKERS);
+    let chunks: Vec<&[source::ManifestEntry]> = manifests.entries().chunks(CHUNK_FILES).collect();
+    thread::scope(|scope| {
+        let batches: Vec<_> = (0..workers)
+            .map(|worker| {
+                let (send, receive) = mpsc::sync_channel(1);
+                let mine = chunks.iter().skip(worker).step_by(workers).copied();
+                // A worker that panics re-raises the panic when the scope ends.
+                scope.spawn(move || load_and_check(git_dir, manifests, mine, path, limits, &send));
+                receive
+            })
+            .collect();
+        // Returning drops the receivers, which stops the workers at their next hand-over.
+        write_chunks(manifests, &batches, chunks.len(), limits.max_bytes, out)
+    })
+}
+
+/// A worker: loads and checks each file of its chunks, in order, until the first failure.
+fn load_and_check<'a>(
+    git_dir: &Path,
+    manifests: &source::Manifests,
+    chunks: impl Iterator<Item = &'a [source::ManifestEntry]>,
+    path: &str,
+    limits: &PackageLimits,
+    batches: &mpsc::SyncSender<Batch>,
+) {
+    let reader = match manifests.reader(git_dir, limits.max_file_bytes) {
+        Ok(reader) => reader,
+        Err(e) => {
+            let _ = batches.send(Batch { files: Vec::new(), end: true, error: Some(e.into()) });
+            return;
+        }
+    };
+    let check = |entry| -> Result<(artifact::ManifestFile, usize), Error> {
+        let file = reader.load(entry)?;
+        let objects = artifact::check_file(&file, limits.max_yaml_nodes).map_err(|e| in_repository(e, path))?;
+        Ok((file, objects))
+    };
+    for chunk in chunks {
+        let mut batch = Batch { files: Vec::new(), end: false, error: None };
+        let mut bytes = 0;
+        for entry in chunk {
+            match check(entry) {
+                Ok(checked) => {
+                    bytes += checked.0.content.len();
+                    batch.files.push(checked);
+                }
+                Err(e) => {
+                    let _ = batches.send(Batch { end: true, error: Some(e), ..batch });
+                    return;
+                }
+            }
+            if bytes >= BATCH_BYTES {
+                bytes = 0;
+                let full = std::mem::take(&mut batch.files);
+                if batches.send(Batch { files: full, end: false, error: None }).is_err() {
+                    return;
+                }
+            }
+        }
+        batch.end = true;
+        if batches.send(batch).is_err() {
+            return;
+        }
+    }
+}
+
+/// Takes the chunks in order from the workers in turn and writes their files into the archive.
+/// Files arrive in path order, so the first failure met here is the first in path order.
+fn write_chunks(
+    manifests: &source::Manifests,
+    batches: &[mpsc::Receiver<Batch>],
+    chunks: usize,
+    max_bytes: u64,
+    out: &mut dyn Write,
+) -> Result<(Digest, u64, usize), Error> {
+    let mut archive = ArchiveWriter::new(out);
+    let (mut total, mut objects) = (0, 0);
+    for chunk in 0..chunks {
+        loop {
+            let Ok(batch) = batches[chunk % batches.len()].recv() else {
+                // Only a panicking worker hangs up early; the scope re-raises its panic.
+                return Err(artifact::Error::Io(std::io::Error::other("a packaging thread stopped")).into());
+            };
+            for (file, count) in batch.files {
+                manifests.count_bytes(&mut total, &file, max_bytes)?;
+                archive.append(&file.path, &file.content).map_err(artifact::Error::Io)?;
+                objects += count;
+            }
+            if let Some(error) = batch.error {
+                return Err(error);
+            }
+            if batch.end {
+                break;
+            }
+        }
+    }
+    let (_, digest, size) = archive.finish().map_err(artifact::Error::Io)?;
+    Ok((digest, size, objects))
 }
 
 /// Names the file at fault by its path in the repository, as the user knows it.
@@ -108,4 +252,99 @@ pub fn notes(repo: &Repository, version: &str, previous: Option<Oid>, commit: Oi
     let history =
         crate::release::history_between(repo, previous, commit, MAX_NOTE_COMMITS).map_err(source::Error::Git)?;
     Ok(release_notes_with_omitted(version, &history.commits, history.omitted, MAX_NOTES_BYTES))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::release::test_repo::TestRepo;
+
+    /// Enough files for many chunks, so that every worker takes several.
+    const FILES: usize = 300;
+
+    fn manifest(i: usize) -> String {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: config-{i}\ndata:\n  index: \"{i}\"\n")
+    }
+
+    fn name(i: usize) -> String {
+        format!("src/deploy/{i:04}.yaml")
+    }
+
+    /// A repository with FILES good manifests under `src/deploy`, except the `replaced` ones.
+    fn repo_with(replaced: &[(usize, &str)]) -> (TestRepo, Oid) {
+        let repo = TestRepo::new();
+        for i in 0..FILES {
+            let content =
+                replaced.iter().find(|(at, _)| *at == i).map_or_else(|| manifest(i), |(_, c)| (*c).to_owned());
+            repo.write(&name(i), &content);
+        }
+        let commit = repo.commit("feat: manifests", &[]);
+        (repo, commit)
+    }
+
+    fn package_to_sink(repo: &TestRepo, commit: Oid, limits: &PackageLimits) -> Result<Packaged, Error> {
+        package(&repo.repo, commit, "src/deploy", limits, Sink::Writer(&mut std::io::sink()))
+    }
+
+    #[test]
+    fn streams_the_same_archive_as_write_archive() {
+        let (repo, commit) = repo_with(&[]);
+        let mut bytes = Vec::new();
+        let packaged =
+            package(&repo.repo, commit, "src/deploy", &PackageLimits::default(), Sink::Writer(&mut bytes)).unwrap();
+        let files: Vec<artifact::ManifestFile> = (0..FILES)
+            .map(|i| artifact::ManifestFile { path: format!("{i:04}.yaml"), content: manifest(i).into_bytes() })
+            .collect();
+        let mut expected = Vec::new();
+        let (digest, size) = artifact::write_archive(&files, &mut expected).unwrap();
+        assert_eq!(bytes, expected);
+        assert_eq!((packaged.digest, packaged.size), (digest, size));
+        assert_eq!((packaged.files, packaged.objects, packaged.commit), (FILES, FILES, commit));
+    }
+
+    #[test]
+    fn the_first_bad_file_in_path_order_is_reported_every_time() {
+        let big = format!("{}# padding\n{}", manifest(0), "#".repeat(4096));
+        let limits = PackageLimits { max_file_bytes: 2048, ..PackageLimits::default() };
+        let (repo, commit) = repo_with(&[(41, "kind: [unclosed\n"), (140, "apiVersion: v1\n"), (260, &big)]);
+        // Workers race; the answer must not.
+        for _ in 0..5 {
+            let err = package_to_sink(&repo, commit, &limits).unwrap_err();
+            assert_eq!(err.reason(), Reason::InvalidYaml, "{err}");
+            assert!(err.to_string().starts_with("src/deploy/0041.yaml, document 1: invalid YAML"), "{err}");
+        }
+        // Without the first, the next one in path order.
+        let (repo, commit) = repo_with(&[(140, "apiVersion: v1\n"), (260, &big)]);
+        let err = package_to_sink(&repo, commit, &limits).unwrap_err();
+        assert_eq!(err.reason(), Reason::InvalidObject, "{err}");
+        assert!(err.to_string().starts_with("src/deploy/0140.yaml, document 1: no `kind`"), "{err}");
+        let (repo, commit) = repo_with(&[(260, &big)]);
+        let err = package_to_sink(&repo, commit, &limits).unwrap_err();
+        assert_eq!(err.reason(), Reason::FileTooLarge, "{err}");
+        assert!(err.to_string().contains("src/deploy/0260.yaml"), "{err}");
+    }
+
+    #[test]
+    fn the_total_bound_names_the_file_that_crosses_it() {
+        let (repo, commit) = repo_with(&[]);
+        let sizes: Vec<u64> = (0..FILES).map(|i| manifest(i).len() as u64).collect();
+        // The total passes the bound at file 200.
+        let limits = PackageLimits { max_bytes: sizes[..=200].iter().sum::<u64>() - 1, ..PackageLimits::default() };
+        let err = package_to_sink(&repo, commit, &limits).unwrap_err();
+        assert_eq!(err.reason(), Reason::ArtifactTooLarge, "{err}");
+        assert!(err.to_string().contains("src/deploy/0200.yaml"), "{err}");
+    }
+
+    #[test]
+    fn a_failed_package_stores_nothing() {
+        let (repo, commit) = repo_with(&[(150, "kind: Secret\n")]);
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let sink = Sink::Store { store: &store, expected: None };
+        let err = package(&repo.repo, commit, "src/deploy", &PackageLimits::default(), sink).unwrap_err();
+        assert_eq!(err.reason(), Reason::InvalidObject, "{err}");
+        for sub in ["sha256", "tmp"] {
+            assert_eq!(std::fs::read_dir(dir.path().join(sub)).unwrap().count(), 0, "{sub}");
+        }
+    }
 }

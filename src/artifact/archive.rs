@@ -5,18 +5,23 @@
 //! directories and nothing reads directory metadata), GNU headers with mode 0644, uid/gid 0,
 //! empty user/group names and mtime 0, and a gzip header with mtime 0, no file name and the
 //! OS byte fixed to "unknown". The digest is of the compressed bytes, so it also depends on
-//! flate2's compressor at `Compression::default()`.
+//! the compressor: flate2 with its zlib-rs backend at level [`LEVEL`].
 
-use std::collections::HashSet;
 use std::io::{self, Read, Write};
 
 use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
 use flate2::{Compression, GzBuilder};
 use sha2::{Digest as _, Sha256};
 use tar::{Builder, EntryType, Header};
 
 use super::ManifestFile;
 use crate::api::types::Digest;
+
+/// gzip level 4: on manifests, a third less CPU than the usual 6 for about 12% more bytes
+/// (still smaller than `git archive --format=tar.gz` of the same files). Part of the digest:
+/// changing it changes every artifact's digest, and so fails every rebuild of a lost artifact.
+const LEVEL: u32 = 4;
 
 /// Mode of every entry: the archive records content, not permissions.
 const FILE_MODE: u32 = 0o644;
@@ -58,36 +63,78 @@ impl<W: Write> Write for HashingWriter<W> {
 /// Writes the deterministic tar.gz of `files` to `out` and returns its digest and size.
 ///
 /// Paths must be relative and '/'-separated, without empty, `.` or `..` components, and
-/// unique; anything else is `InvalidInput` (a caller bug: the source reader produces them).
-/// `out` is flushed but not synced.
+/// unique; anything else is `InvalidInput` (a caller bug: the source reader produces them),
+/// found before anything is written. `out` is flushed but not synced.
 pub fn write_archive<W: Write>(files: &[ManifestFile], out: W) -> io::Result<(Digest, u64)> {
     let mut sorted: Vec<&ManifestFile> = files.iter().collect();
     sorted.sort_unstable_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
-    let mut seen = HashSet::new();
-    for file in &sorted {
-        check_path(&file.path)?;
-        if !seen.insert(file.path.as_str()) {
-            return Err(invalid_input(format!("manifest path `{}` given twice", file.path)));
-        }
+    for pair in sorted.windows(2) {
+        check_path(&pair[0].path)?;
+        check_order(&pair[0].path, &pair[1].path)?;
+    }
+    if let Some(last) = sorted.last() {
+        check_path(&last.path)?;
+    }
+    let mut archive = ArchiveWriter::new(out);
+    for file in sorted {
+        archive.append(&file.path, &file.content)?;
+    }
+    let (_, digest, size) = archive.finish()?;
+    Ok((digest, size))
+}
+
+/// Writes the deterministic tar.gz one file at a time, so that a large release never has to
+/// be held in memory: the caller appends files in path-byte order, each path once.
+pub struct ArchiveWriter<W: Write> {
+    tar: Builder<GzEncoder<HashingWriter<W>>>,
+    last: Option<String>,
+}
+
+impl<W: Write> ArchiveWriter<W> {
+    /// Starts an archive written to `out`.
+    pub fn new(out: W) -> Self {
+        let gzip =
+            GzBuilder::new().mtime(0).operating_system(255).write(HashingWriter::new(out), Compression::new(LEVEL));
+        Self { tar: Builder::new(gzip), last: None }
     }
 
-    let gzip = GzBuilder::new().mtime(0).operating_system(255).write(HashingWriter::new(out), Compression::default());
-    let mut tar = Builder::new(gzip);
-    for file in sorted {
+    /// Appends one file. Its path must be valid (see [`write_archive`]) and sort after the
+    /// previous one, else `InvalidInput` and nothing of it is written.
+    pub fn append(&mut self, path: &str, content: &[u8]) -> io::Result<()> {
+        check_path(path)?;
+        if let Some(last) = &self.last {
+            check_order(last, path)?;
+        }
         let mut header = Header::new_gnu();
         header.set_entry_type(EntryType::Regular);
-        header.set_size(file.content.len() as u64);
+        header.set_size(content.len() as u64);
         header.set_mode(FILE_MODE);
         header.set_uid(0);
         header.set_gid(0);
         header.set_mtime(0);
         // Paths over 100 bytes get a GNU long-name entry, itself written with fixed fields.
-        tar.append_data(&mut header, &file.path, file.content.as_slice())?;
+        self.tar.append_data(&mut header, path, content)?;
+        self.last = Some(path.to_owned());
+        Ok(())
     }
-    let mut hashing = tar.into_inner()?.finish()?;
-    hashing.flush()?;
-    let (_, digest, size) = hashing.finish();
-    Ok((digest, size))
+
+    /// Ends the archive: returns the writer (flushed, not synced), the digest and the size.
+    pub fn finish(self) -> io::Result<(W, Digest, u64)> {
+        let mut hashing = self.tar.into_inner()?.finish()?;
+        hashing.flush()?;
+        Ok(hashing.finish())
+    }
+}
+
+/// `next` must sort strictly after `previous` by path bytes.
+fn check_order(previous: &str, next: &str) -> io::Result<()> {
+    match previous.as_bytes().cmp(next.as_bytes()) {
+        std::cmp::Ordering::Less => Ok(()),
+        std::cmp::Ordering::Equal => Err(invalid_input(format!("manifest path `{next}` given twice"))),
+        std::cmp::Ordering::Greater => {
+            Err(invalid_input(format!("manifest path `{next}` given after `{previous}`, out of order")))
+        }
+    }
 }
 
 /// Reads an archive back into files (for deploy later; also used by tests).
@@ -235,6 +282,23 @@ mod tests {
             let err = write_archive(&files, io::sink()).expect_err("refused");
             assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{files:?}: {err}");
         }
+    }
+
+    #[test]
+    fn archive_writer_takes_paths_in_order_only() {
+        let mut archive = ArchiveWriter::new(Vec::new());
+        archive.append("b.yaml", b"kind: B\n").unwrap();
+        for (path, what) in [("a.yaml", "out of order"), ("b.yaml", "given twice"), ("../c.yaml", "relative")] {
+            let err = archive.append(path, b"").expect_err(path);
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{path}: {err}");
+            assert!(err.to_string().contains(what), "{path}: {err}");
+        }
+        // Refused paths leave nothing behind: the archive holds what was appended before.
+        archive.append("c.yaml", b"kind: C\n").unwrap();
+        let (bytes, digest, size) = archive.finish().unwrap();
+        let want = [file("b.yaml", "kind: B\n"), file("c.yaml", "kind: C\n")];
+        assert_eq!(read_archive(&bytes).unwrap(), want);
+        assert_eq!(self::archive(&want), (bytes, digest, size));
     }
 
     #[test]

@@ -11,9 +11,9 @@ mod yaml;
 use crate::api::Reason;
 use crate::api::types::Digest;
 
-pub use archive::{HashingWriter, read_archive, write_archive};
+pub use archive::{ArchiveWriter, HashingWriter, read_archive, write_archive};
 pub use store::Store;
-pub use yaml::{Object, ObjectId, parse_file, parse_objects};
+pub use yaml::{Object, ObjectId, check_file, parse_file, parse_objects};
 
 /// One manifest file: path relative to the release's source directory, '/'-separated, no leading './'.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 //! artifact; and since the name is the digest, writing the same artifact twice is harmless.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
@@ -38,22 +38,38 @@ impl Store {
         self.path(digest).is_file()
     }
 
-    /// Builds the archive into a temp file inside the store, fsyncs, renames to its digest name (atomic: a crash never leaves a partial file under a final name). If `expected` is Some and the digest differs: nothing is stored, Error::DigestMismatch. Returns digest + size.
+    /// Stores the archive of `files`; see [`Store::put_with`].
     pub fn put(&self, files: &[ManifestFile], expected: Option<&Digest>) -> Result<(Digest, u64)> {
-        let temp = NamedTempFile::new_in(self.tmp_dir())?;
+        self.put_with(expected, |out| write_archive(files, out).map_err(Error::from))
+    }
+
+    /// Stores the archive that `write` writes (returning its digest and size): into a temp file
+    /// inside the store, fsynced, then renamed to its digest name, so a crash never leaves a
+    /// partial file under a final name. When `write` fails, or `expected` is given and the
+    /// digest differs (`Error::DigestMismatch`), nothing is stored.
+    pub fn put_with<E: From<Error>>(
+        &self,
+        expected: Option<&Digest>,
+        write: impl FnOnce(&mut dyn Write) -> Result<(Digest, u64), E>,
+    ) -> Result<(Digest, u64), E> {
+        let temp = NamedTempFile::new_in(self.tmp_dir()).map_err(Error::from)?;
         let mut out = BufWriter::new(temp);
-        let (digest, size) = write_archive(files, &mut out)?;
-        let temp = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+        // On any error below, dropping the temp file deletes it.
+        let (digest, size) = write(&mut out)?;
+        let temp = out.into_inner().map_err(|e| Error::from(e.into_error()))?;
         if let Some(expected) = expected
             && *expected != digest
         {
-            // Dropping the temp file deletes it: a mismatch stores nothing.
-            return Err(Error::DigestMismatch { expected: expected.clone(), actual: digest });
+            return Err(Error::DigestMismatch { expected: expected.clone(), actual: digest }.into());
         }
-        temp.as_file().sync_all()?;
-        temp.persist(self.path(&digest)).map_err(|e| e.error)?;
-        // The rename is durable only once the directory holding the new name is synced.
-        sync_dir(&self.objects_dir())?;
+        let persist = || -> Result<()> {
+            temp.as_file().sync_all()?;
+            temp.persist(self.path(&digest)).map_err(|e| e.error)?;
+            // The rename is durable only once the directory holding the new name is synced.
+            sync_dir(&self.objects_dir())?;
+            Ok(())
+        };
+        persist()?;
         Ok((digest, size))
     }
 
@@ -154,6 +170,19 @@ mod tests {
             }
             other => panic!("expected DigestMismatch, got {other:?}"),
         }
+        assert_eq!(entries(&dir.path().join("sha256")), Vec::<PathBuf>::new());
+        assert_eq!(entries(&dir.path().join("tmp")), Vec::<PathBuf>::new());
+    }
+
+    #[test]
+    fn a_failing_writer_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let result: Result<_> = store.put_with(None, |out| {
+            out.write_all(b"half an archive")?;
+            Err(Error::Io(io::Error::other("manifest check failed")))
+        });
+        assert!(matches!(result, Err(Error::Io(e)) if e.to_string() == "manifest check failed"));
         assert_eq!(entries(&dir.path().join("sha256")), Vec::<PathBuf>::new());
         assert_eq!(entries(&dir.path().join("tmp")), Vec::<PathBuf>::new());
     }

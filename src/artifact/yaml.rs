@@ -1,5 +1,6 @@
 //! Manifest files → Kubernetes objects: multi-document YAML (JSON is read as YAML), parsed into
 //! JSON values under a node budget so that an alias bomb fails early instead of filling memory.
+//! [`check_file`] applies the same rules but builds only each document's shape, not its value.
 //!
 //! Conversion rules, close to what `kubectl` (sigs.k8s.io/yaml) sends to the API server:
 //! - mapping keys that are strings, numbers or booleans become their string form (`80: x` is
@@ -12,11 +13,15 @@
 //!   kubectl's YAML 1.1 would make them booleans.
 
 mod convert;
+mod shape;
+mod values;
 
 use serde::de::{self, DeserializeSeed};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use self::convert::{Conversion, Failure, NodeSeed, describe};
+use self::convert::{Build, Conversion, Failure, NodeSeed};
+use self::shape::Shapes;
+use self::values::Values;
 use super::{Error, ManifestFile, Result};
 
 pub(super) use self::convert::SCALAR_BYTES_PER_NODE;
@@ -59,6 +64,18 @@ pub fn parse_objects(files: &[ManifestFile], max_yaml_nodes: usize) -> Result<Ve
     Ok(ids)
 }
 
+/// Checks one file under the same rules as [`parse_objects`] and returns how many objects it holds.
+pub fn check_file(file: &ManifestFile, max_yaml_nodes: usize) -> Result<usize> {
+    let mut count = 0;
+    // Shapes, not values: the same verdicts without copying the file's content.
+    each_document(file, max_yaml_nodes, Shapes::default(), |index, shape| {
+        identify(file, index, &shape)?;
+        count += 1;
+        Ok(())
+    })?;
+    Ok(count)
+}
+
 /// Parses one file into its objects with their content, under the same rules as [`parse_objects`].
 pub fn parse_file(file: &ManifestFile, max_yaml_nodes: usize) -> Result<Vec<Object>> {
     let mut objects = Vec::new();
@@ -67,6 +84,21 @@ pub fn parse_file(file: &ManifestFile, max_yaml_nodes: usize) -> Result<Vec<Obje
 }
 
 fn each_object(file: &ManifestFile, max_nodes: usize, mut found: impl FnMut(ObjectId, Value)) -> Result<()> {
+    each_document(file, max_nodes, Values, |index, value| {
+        let id = identify(file, index, &value)?.object_id(file, index);
+        found(id, value);
+        Ok(())
+    })
+}
+
+/// Converts each non-empty document of `file` with `build` and hands it to `found` with its
+/// 1-based index.
+fn each_document<'de, B: Build<'de>>(
+    file: &'de ManifestFile,
+    max_nodes: usize,
+    build: B,
+    mut found: impl FnMut(usize, B::Node) -> Result<()>,
+) -> Result<()> {
     let invalid_yaml = |document, message| Error::InvalidYaml { file: file.path.clone(), document, message };
     let text = std::str::from_utf8(&file.content).map_err(|e| {
         let prefix = &file.content[..e.valid_up_to()];
@@ -74,11 +106,12 @@ fn each_object(file: &ManifestFile, max_nodes: usize, mut found: impl FnMut(Obje
         let message = format!("not UTF-8 (first bad byte on line {line}); save the file as UTF-8");
         invalid_yaml(documents_in(prefix), message)
     })?;
+    let mut conv = Conversion::new(max_nodes, build);
     for (i, document) in serde_norway::Deserializer::from_str(text).enumerate() {
         let index = i + 1;
-        let mut conv = Conversion::new(max_nodes);
-        let value = match (NodeSeed { conv: &mut conv }).deserialize(document) {
-            Ok(value) => value,
+        conv.restart();
+        let node = match (NodeSeed { conv: &mut conv, depth: 0 }).deserialize(document) {
+            Ok(node) => node,
             Err(e) if conv.failure == Some(Failure::Expansion) || is_repetition_limit(&e) => {
                 return Err(Error::YamlExpansionLimit { file: file.path.clone(), document: index, limit: max_nodes });
             }
@@ -93,15 +126,10 @@ fn each_object(file: &ManifestFile, max_nodes: usize, mut found: impl FnMut(Obje
             }
         };
         // Comment-only, `---`-only and `~` documents carry nothing; their index still counts.
-        if value.is_null() {
+        if node.kind() == Kind::Null {
             continue;
         }
-        let id = object_id(&value, file, index).map_err(|message| Error::InvalidObject {
-            file: file.path.clone(),
-            document: index,
-            message,
-        })?;
-        found(id, value);
+        found(index, node)?;
     }
     Ok(())
 }
@@ -127,37 +155,103 @@ fn documents_in(prefix: &[u8]) -> usize {
     count.max(1)
 }
 
-fn object_id(value: &Value, file: &ManifestFile, document: usize) -> std::result::Result<ObjectId, String> {
-    let Value::Object(object) = value else {
-        return Err(format!("is {}, not a mapping", describe(value)));
-    };
-    let api_version = required_string(object, "apiVersion", "apiVersion")?;
-    let kind = required_string(object, "kind", "kind")?;
-    if kind.ends_with("List") && object.get("items").is_some_and(Value::is_array) {
+/// What a converted document is, for the identity check and for messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Null,
+    Bool,
+    Number,
+    String,
+    List,
+    Mapping,
+}
+
+impl Kind {
+    /// The kind in words, for messages.
+    fn words(self) -> &'static str {
+        match self {
+            Kind::Null => "null",
+            Kind::Bool => "a boolean",
+            Kind::Number => "a number",
+            Kind::String => "a string",
+            Kind::List => "a list",
+            Kind::Mapping => "a mapping",
+        }
+    }
+}
+
+/// What the identity check reads of a converted node.
+trait View {
+    /// What kind of node it is.
+    fn kind(&self) -> Kind;
+    /// Its text, if it is a string whose text was kept.
+    fn as_str(&self) -> Option<&str>;
+    /// The value at `key`, if it is a mapping with that key.
+    fn get(&self, key: &str) -> Option<&Self>;
+}
+
+/// The identity of one document, borrowed from it.
+struct Identity<'a> {
+    api_version: &'a str,
+    kind: &'a str,
+    namespace: Option<&'a str>,
+    name: &'a str,
+}
+
+impl Identity<'_> {
+    fn object_id(&self, file: &ManifestFile, document: usize) -> ObjectId {
+        ObjectId {
+            api_version: self.api_version.to_owned(),
+            kind: self.kind.to_owned(),
+            namespace: self.namespace.map(str::to_owned),
+            name: self.name.to_owned(),
+            file: file.path.clone(),
+            document,
+        }
+    }
+}
+
+/// Checks that a document is a Kubernetes object and reads its identity.
+fn identify<'a, N: View>(file: &ManifestFile, document: usize, node: &'a N) -> Result<Identity<'a>> {
+    identity(node).map_err(|message| Error::InvalidObject { file: file.path.clone(), document, message })
+}
+
+/// The identity rules, in order: the message says which one the document breaks first.
+fn identity<N: View>(node: &N) -> std::result::Result<Identity<'_>, String> {
+    if node.kind() != Kind::Mapping {
+        return Err(format!("is {}, not a mapping", node.kind().words()));
+    }
+    let api_version = required_string(node, "apiVersion", "apiVersion")?;
+    let kind = required_string(node, "kind", "kind")?;
+    if kind.ends_with("List") && node.get("items").is_some_and(|items| items.kind() == Kind::List) {
         return Err(format!("is a `kind: {kind}`; put each item in its own document, separated by `---`"));
     }
-    let metadata = match object.get("metadata") {
-        None | Some(Value::Null) => return Err("no `metadata`".to_owned()),
-        Some(Value::Object(metadata)) => metadata,
-        Some(other) => return Err(format!("`metadata` is {}, not a mapping", describe(other))),
+    let metadata = match node.get("metadata").map(|metadata| (metadata, metadata.kind())) {
+        None | Some((_, Kind::Null)) => return Err("no `metadata`".to_owned()),
+        Some((metadata, Kind::Mapping)) => metadata,
+        Some((_, other)) => return Err(format!("`metadata` is {}, not a mapping", other.words())),
     };
     let name = required_string(metadata, "name", "metadata.name")?;
     let namespace = match metadata.get("namespace") {
-        None | Some(Value::Null) => None,
-        // The API server treats an empty namespace as unset.
-        Some(Value::String(ns)) if ns.is_empty() => None,
-        Some(Value::String(ns)) => Some(ns.clone()),
-        Some(other) => return Err(format!("`metadata.namespace` is {}, not a string", describe(other))),
+        None => None,
+        Some(ns) => match (ns.kind(), ns.as_str()) {
+            // The API server treats an empty namespace as unset.
+            (Kind::Null, _) | (_, Some("")) => None,
+            (_, Some(ns)) => Some(ns),
+            (other, None) => return Err(format!("`metadata.namespace` is {}, not a string", other.words())),
+        },
     };
-    Ok(ObjectId { api_version, kind, namespace, name, file: file.path.clone(), document })
+    Ok(Identity { api_version, kind, namespace, name })
 }
 
-fn required_string(object: &Map<String, Value>, key: &str, shown: &str) -> std::result::Result<String, String> {
-    match object.get(key) {
-        None | Some(Value::Null) => Err(format!("no `{shown}`")),
-        Some(Value::String(s)) if s.is_empty() => Err(format!("`{shown}` is empty")),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(other) => Err(format!("`{shown}` is {}, not a string (quote it)", describe(other))),
+fn required_string<'a, N: View>(object: &'a N, key: &str, shown: &str) -> std::result::Result<&'a str, String> {
+    let Some(value) = object.get(key).filter(|value| value.kind() != Kind::Null) else {
+        return Err(format!("no `{shown}`"));
+    };
+    match value.as_str() {
+        Some("") => Err(format!("`{shown}` is empty")),
+        Some(s) => Ok(s),
+        None => Err(format!("`{shown}` is {}, not a string (quote it)", value.kind().words())),
     }
 }
 

@@ -9,7 +9,7 @@ mod changelog;
 mod history;
 mod plan;
 #[cfg(test)]
-mod test_repo;
+pub(crate) mod test_repo;
 
 use std::path::PathBuf;
 

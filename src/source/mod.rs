@@ -9,7 +9,7 @@ mod tree;
 
 pub use credentials::Credentials;
 pub use fetch::{Mirrors, resolve};
-pub use tree::read_manifests;
+pub use tree::{ManifestEntry, ManifestReader, Manifests, list_manifests};
 
 use crate::api::Reason;
 use crate::api::release::GitRef;

@@ -255,3 +255,254 @@ spec:
     let found = ids("web.yaml", yaml).unwrap();
     assert_eq!(summary(&found), [(1, "Deployment", "web", None)]);
 }
+
+/// `check_file` (shapes) and `parse_file` (JSON values) reach the same verdict on `content`:
+/// the same number of objects, or the same error.
+fn assert_check_agrees_with_parse(content: &[u8], limit: usize) {
+    let file = ManifestFile { path: "deploy/app.yaml".into(), content: content.to_vec() };
+    let checked = check_file(&file, limit);
+    let parsed = parse_file(&file, limit).map(|objects| objects.len());
+    let text = String::from_utf8_lossy(content);
+    match (&checked, &parsed) {
+        (Ok(checked), Ok(parsed)) => assert_eq!(checked, parsed, "{text:?} (limit {limit})"),
+        (Err(checked), Err(parsed)) => {
+            assert_eq!(checked.to_string(), parsed.to_string(), "{text:?} (limit {limit})");
+            assert_eq!(format!("{checked:?}"), format!("{parsed:?}"), "{text:?} (limit {limit})");
+        }
+        _ => panic!("{text:?} (limit {limit}): check_file gave {checked:?}, parse_file {parsed:?}"),
+    }
+}
+
+/// Inputs on every rule of the conversion and of the identity check, good and bad.
+const AGREEMENT_CASES: &[&str] = &[
+    // Good, with empty documents counted but skipped.
+    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: prod}\ndata: {k: v}\n",
+    "# comment\n---\napiVersion: v1\nkind: A\nmetadata: {name: a}\n---\n---\n~\n---\n# only a comment\n",
+    "",
+    "---\n---\n",
+    "null\n",
+    r#"{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"x": null}}"#,
+    // Duplicate keys, at the root, deep, and through the string form of other scalars.
+    "apiVersion: v1\napiVersion: v2\nkind: A\nmetadata: {name: a}\n",
+    "apiVersion: v1\nkind: A\nmetadata: {name: a}\nspec: {a: {b: {c: 1, c: 2}}}\n",
+    "apiVersion: v1\nkind: A\nmetadata: {name: a}\ndata: {80: a, '80': b}\n",
+    "apiVersion: v1\nkind: A\nmetadata: {name: a}\ndata: {1.5: a, 1.50: b}\n",
+    "apiVersion: v1\nkind: A\nmetadata: {name: a}\ndata: {true: a, 'true': b}\n",
+    "\"api\\u0056ersion\": v1\napiVersion: v1\nkind: A\nmetadata: {name: a}\n",
+    // Merge keys: providing kind and metadata, explicit keys and earlier sources winning.
+    "base: &b {kind: A, metadata: {name: x}}\napiVersion: v1\n<<: *b\n",
+    "base: &b {kind: A, metadata: {name: x}}\napiVersion: v1\nkind: B\n<<: [*b]\n",
+    "apiVersion: v1\nkind: A\nmetadata: {<<: [{name: ''}, {name: x}]}\n",
+    "apiVersion: v1\nkind: A\nmetadata: {<<: [{name: x}, {name: ''}]}\n",
+    "apiVersion: v1\nkind: A\nmetadata: {<<: {name: x}, name: ''}\n",
+    "apiVersion: v1\nkind: A\nmetadata: {<<: {name: x, namespace: 5}}\n",
+    "apiVersion: v1\n<<: {kind: List, items: []}\nmetadata: {name: a}\n",
+    "apiVersion: v1\nkind: A\nmetadata: {name: a}\n<<: [{x: 1}, 2]\n",
+    "apiVersion: v1\nkind: A\nmetadata: {name: a}\n<<: text\n",
+    "apiVersion: v1\nkind: A\nmetadata: {name: a}\nspec: {<<: {a: 1}, <<: {b: 2}, a: 3}\n",
+    // Tags, and numbers JSON cannot hold.
+    "apiVersion: v1\nkind: A\nmetadata: {name: a}\nspec: !custom {x: 1}\n",
+    "--- !thing\napiVersion: v1\nkind: A\nmetadata: {name: a}\n",
+    "apiVersion: v1\nkind: A\nmetadata: {name: a, labels: {!k x: y}}\n",
+    "apiVersion: v1\nkind: A\nmetadata: {name: a}\nspec: {x: .inf, y: 1}\n",
+    "apiVersion: v1\nkind: A\nmetadata: {name: a}\nspec: [.nan]\n",
+    "apiVersion: v1\nkind: A\nmetadata: {name: a}\nspec: {x: 99999999999999999999999}\n",
+    "apiVersion: v1\nkind: A\nmetadata: {name: a}\nspec: {x: -99999999999999999999999}\n",
+    // Keys JSON cannot hold.
+    "apiVersion: v1\nkind: A\nmetadata: {name: a, labels: {~: x}}\n",
+    "apiVersion: v1\nkind: A\nmetadata: {name: a}\n[k]: v\n",
+    "apiVersion: v1\nkind: A\nmetadata: {name: a}\n{k: 1}: v\n",
+    "apiVersion: v1\nkind: A\nmetadata: {name: a}\n.nan: v\n",
+    // Lists of items.
+    "apiVersion: v1\nkind: List\nmetadata: {name: a}\nitems: []\n",
+    "apiVersion: v1\nkind: PodList\nmetadata: {name: a}\nitems: [{a: 1}]\n",
+    "apiVersion: v1\nkind: List\nmetadata: {name: a}\nitems: {}\n",
+    "apiVersion: v1\nkind: \"Config\\u004cist\"\nmetadata: {name: a}\nitems: []\n",
+    "apiVersion: v1\nkind: List\nmetadata: {}\nitems: ~\n",
+    // The identity: missing, null, empty, or not strings.
+    "kind: A\nmetadata: {name: a}\n",
+    "apiVersion: ~\nkind: A\nmetadata: {name: a}\n",
+    "apiVersion: ''\nkind: A\nmetadata: {name: a}\n",
+    "apiVersion: 1\nkind: A\nmetadata: {name: a}\n",
+    "apiVersion: v1\nkind: [A]\nmetadata: {name: a}\n",
+    "apiVersion: v1\nkind: {a: 1}\nmetadata: {name: a}\n",
+    "apiVersion: v1\nkind: true\nmetadata: {name: a}\n",
+    "apiVersion: v1\nkind: A\n",
+    "apiVersion: v1\nkind: A\nmetadata: ~\n",
+    "apiVersion: v1\nkind: A\nmetadata: [name]\n",
+    "apiVersion: v1\nkind: A\nmetadata: name\n",
+    "apiVersion: v1\nkind: A\nmetadata: {namespace: x}\n",
+    "apiVersion: v1\nkind: A\nmetadata: {name: ''}\n",
+    "apiVersion: v1\nkind: A\nmetadata: {name: 1.5}\n",
+    "apiVersion: v1\nkind: A\nmetadata: {name: {a: 1}}\n",
+    "apiVersion: v1\nkind: A\nmetadata: {name: a, namespace: 5}\n",
+    "apiVersion: v1\nkind: A\nmetadata: {name: a, namespace: [x]}\n",
+    "apiVersion: v1\nkind: A\nmetadata: {name: a, namespace: ''}\n",
+    "apiVersion: v1\nkind: A\nmetadata: {name: a, namespace: ~}\n",
+    "apiVersion: v1\nkind: A\nmetadata:\n  name: >\n    folded\n  namespace: |\n    literal\n",
+    "- apiVersion: v1\n- kind: A\n",
+    "just a string\n",
+    "42\n",
+    "true\n",
+    // Broken YAML.
+    "apiVersion: v1\nkind: A\nmetadata: {name: a}\n---\nkey: [unclosed\n",
+    "a: b\n  c: d\n",
+    "apiVersion: v1\nkind: A\nmetadata: {name: a}\n---\nfoo: *nowhere\n",
+];
+
+#[test]
+fn check_file_agrees_with_parse_file() {
+    for case in AGREEMENT_CASES {
+        assert_check_agrees_with_parse(case.as_bytes(), LIMIT);
+    }
+    for content in
+        [&b"apiVersion: v1\nkind: A\nmetadata:\n  name: \xff\n"[..], b"apiVersion: v1\n---\nkind: \xc3\n", b"\xfe"]
+    {
+        assert_check_agrees_with_parse(content, LIMIT);
+    }
+    // Mappings large enough to find duplicates by hashing, with and without one.
+    let keys: String = (0..40).map(|i| format!("  k{i}: {i}\n")).collect();
+    let large = format!("apiVersion: v1\nkind: A\nmetadata: {{name: a}}\ndata:\n{keys}");
+    assert_check_agrees_with_parse(large.as_bytes(), LIMIT);
+    assert_check_agrees_with_parse(format!("{large}  k7: again\n").as_bytes(), LIMIT);
+    assert_check_agrees_with_parse(format!("{keys}{keys}").as_bytes(), LIMIT);
+}
+
+#[test]
+fn check_file_runs_out_of_nodes_where_parse_file_does() {
+    let list = (0..20).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+    let aliases =
+        format!("apiVersion: v1\nkind: A\nmetadata: {{name: a}}\nspec:\n  a: &a [{list}]\n  b: [*a, *a, *a]\n");
+    let merges = "apiVersion: v1\nkind: A\nd: &d {x: 1, y: [1, 2, 3]}\nmetadata: {<<: [*d, {name: a}], z: *d}\n";
+    let long =
+        format!("apiVersion: v1\nkind: A\nmetadata: {{name: a}}\ns: &s {}\nt: [*s, *s, *s]\n", "x".repeat(2_000));
+    // Every limit around the documents' sizes: the same verdict at each.
+    for yaml in [aliases.as_str(), merges, long.as_str()] {
+        for limit in 0..120 {
+            assert_check_agrees_with_parse(yaml.as_bytes(), limit);
+        }
+    }
+    for limit in [1_000, LIMIT, usize::MAX] {
+        assert_check_agrees_with_parse(billion_laughs().as_bytes(), limit);
+    }
+}
+
+mod generated {
+    //! Random documents built from the pieces the rules are about.
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn scalar() -> impl Strategy<Value = &'static str> {
+        let plain = prop::sample::select(vec![
+            "v1",
+            "A",
+            "x",
+            "''",
+            "List",
+            "SecretList",
+            "~",
+            "1",
+            "-7",
+            "1.5",
+            "true",
+            "\"esc\\u0061ped\"",
+        ]);
+        let refused = prop::sample::select(vec![".inf", ".nan", "99999999999999999999", "!tag x"]);
+        let alias = prop::sample::select(vec!["*a", "*b"]);
+        prop_oneof![12 => plain, 1 => refused, 2 => alias]
+    }
+
+    fn key() -> impl Strategy<Value = &'static str> {
+        let plain = prop::sample::select(vec![
+            "name",
+            "namespace",
+            "kind",
+            "metadata",
+            "<<",
+            "<<",
+            "x",
+            "y",
+            "80",
+            "'80'",
+            "1.5",
+        ]);
+        let refused = prop::sample::select(vec!["~", "true", "!k x", "[k]", ".nan"]);
+        prop_oneof![8 => plain, 1 => refused]
+    }
+
+    /// A flow node, sometimes anchored.
+    fn node() -> impl Strategy<Value = String> {
+        let leaf = scalar().prop_map(str::to_owned);
+        let tree = leaf.prop_recursive(4, 32, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(|items| format!("[{}]", items.join(", "))),
+                prop::collection::vec((key(), inner), 0..4).prop_map(|entries| {
+                    let entries: Vec<_> = entries.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                    format!("{{{}}}", entries.join(", "))
+                }),
+            ]
+        });
+        (prop::sample::select(vec!["", "", "&a ", "&b "]), tree).prop_map(|(anchor, node)| format!("{anchor}{node}"))
+    }
+
+    /// `key: value` with a good value, a random one, or no entry at all.
+    fn entry(key: &'static str, good: &'static [&'static str]) -> impl Strategy<Value = Option<String>> {
+        prop_oneof![
+            1 => Just(None),
+            6 => prop::sample::select(good).prop_map(move |value| Some(format!("{key}: {value}"))),
+            2 => node().prop_map(move |value| Some(format!("{key}: {value}"))),
+        ]
+    }
+
+    /// Anchors for the aliases and merge keys below to refer to.
+    fn anchors() -> impl Strategy<Value = Vec<&'static str>> {
+        let anchors = vec![
+            "base1: &a {kind: A, metadata: {name: m}}",
+            "base2: &a {name: n, namespace: ''}",
+            "base3: &a [{name: n}, {kind: List}]",
+            "base4: &a x",
+            "base5: &b {apiVersion: v1, items: [], namespace: 5}",
+            "base6: &b {metadata: {<<: {name: ''}}}",
+            "base7: &b [1, 2]",
+        ];
+        prop::sample::subsequence(anchors, 0..3)
+    }
+
+    /// A mapping, mostly with the identity's entries, then a few random ones.
+    fn document() -> impl Strategy<Value = String> {
+        let extra = || prop::collection::vec((key(), node()).prop_map(|(k, v)| format!("{k}: {v}")), 0..3);
+        let metadata = (entry("name", &["a", "''", "~"]), entry("namespace", &["prod", "''", "~"]), extra()).prop_map(
+            |(name, namespace, extra)| {
+                let entries: Vec<_> = [name, namespace].into_iter().flatten().chain(extra).collect();
+                format!("metadata: {{{}}}", entries.join(", "))
+            },
+        );
+        let metadata = prop_oneof![3 => metadata.prop_map(Some), 1 => entry("metadata", &["~", "{name: a}"])];
+        (
+            anchors(),
+            entry("apiVersion", &["v1", "apps/v1"]),
+            entry("kind", &["A", "List", "SecretList"]),
+            metadata,
+            entry("items", &["[]", "{}"]),
+            extra(),
+        )
+            .prop_map(|(anchors, api_version, kind, metadata, items, extra)| {
+                let entries = [api_version, kind, metadata, items].into_iter().flatten().chain(extra);
+                anchors.into_iter().map(str::to_owned).chain(entries).collect::<Vec<_>>().join("\n")
+            })
+    }
+
+    proptest! {
+        // Failures found are kept as cases in the table above, not in a regressions file.
+        #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn check_file_agrees_with_parse_file_on_generated_documents(
+            documents in prop::collection::vec(document(), 1..3),
+            limit in prop_oneof![Just(LIMIT), 0..60usize],
+        ) {
+            assert_check_agrees_with_parse(documents.join("\n---\n").as_bytes(), limit);
+        }
+    }
+}
