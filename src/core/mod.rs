@@ -6,6 +6,7 @@ pub mod duration;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod notes;
+pub mod plan;
 pub mod release;
 pub mod status;
 pub mod threshold;

@@ -1,0 +1,508 @@
+//! The pipeline planner: from what is known about a pipeline's environments, its releases and
+//! what the shell observed this round, to the next state of every environment and the actions
+//! that get there. No I/O and no clock: `now` is an argument, so every decision can be replayed.
+//!
+//! The rules, per environment in promotion order:
+//! - An environment runs one release at a time. A deployment in flight (`Deploying`,
+//!   `Verifying`, `Soaking`) settles first, whatever else arrived meanwhile.
+//! - A settled environment takes the newest *candidate*: for the first environment, a packaged
+//!   release it has not run; for the others, a release that finished `Healthy` (checked and
+//!   soaked) in the environment before. Candidates are always newer than what the environment
+//!   runs, so releases enter every environment in version order and a newer release never
+//!   overtakes an older one; an older candidate left behind by a newer one is superseded.
+//! - A `Manual` environment waits in `AwaitingApproval` until the candidate is approved.
+//! - Nothing starts while the pipeline is paused, nor in a namespace the pipeline may not use.
+//!
+//! Everything needed to continue is in [`EnvironmentState`], which the shell keeps in
+//! `Pipeline.status`; a restarted controller plans from it and carries on where it was.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use semver::Version;
+
+use crate::api::pipeline::{DeploymentResult, EnvironmentPhase};
+
+/// How often an environment being verified is looked at again.
+pub const VERIFY_POLL: Duration = Duration::from_secs(5);
+
+/// One environment as the planner needs it (parsed from the Pipeline spec).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvironmentSpec {
+    /// Environment name.
+    pub name: String,
+    /// Namespace its objects go to.
+    pub namespace: String,
+    /// Whether a person must approve each release entering it.
+    pub manual: bool,
+    /// How long a release must stay healthy here before it counts as Healthy.
+    pub soak: Duration,
+    /// Deadline for a release to become healthy here.
+    pub timeout: Duration,
+}
+
+/// A packaged release of the pipeline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    /// Release object name.
+    pub name: String,
+    /// Its version.
+    pub version: Version,
+    /// Its artifact digest.
+    pub digest: String,
+}
+
+/// A release deployed into an environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deployment {
+    /// Unique id of this deployment (`<environment>-<n>`).
+    pub id: String,
+    /// Release object name.
+    pub release: String,
+    /// Release version.
+    pub version: Version,
+    /// Artifact digest.
+    pub digest: String,
+    /// When the deployment started.
+    pub started_at: Timestamp,
+    /// When it was first seen healthy (the soak started).
+    pub healthy_since: Option<Timestamp>,
+}
+
+/// One finished deployment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finished {
+    /// The deployment's id.
+    pub id: String,
+    /// Release object name.
+    pub release: String,
+    /// Release version.
+    pub version: Version,
+    /// How it ended.
+    pub result: DeploymentResult,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// When it ended.
+    pub finished_at: Timestamp,
+    /// Why it ended so (for failures).
+    pub reason: Option<String>,
+}
+
+/// An object applied into an environment.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ObjectRef {
+    /// `group/version` or `version`.
+    pub api_version: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespace; `None` for cluster-scoped objects.
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+}
+
+/// What an environment is doing, as kept in status between rounds.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct EnvironmentState {
+    /// Phase.
+    pub phase: EnvironmentPhase,
+    /// The release running here (in flight, or settled).
+    pub current: Option<Deployment>,
+    /// The release that ran here before `current`.
+    pub previous: Option<Deployment>,
+    /// The release waiting for approval (phase `AwaitingApproval`).
+    pub awaiting: Option<String>,
+    /// Why the environment is `Failed`, or why nothing can start here.
+    pub reason: Option<String>,
+    /// Objects applied here by the current release.
+    pub inventory: Vec<ObjectRef>,
+    /// Deployments started here so far (the next id's number).
+    pub deployments: u64,
+    /// The newest version ever started here: only newer ones may start (even when that one
+    /// was rejected and the environment went back to what it ran before).
+    pub newest: Option<Version>,
+    /// Finished deployments, newest first, bounded by the history limit.
+    pub history: Vec<Finished>,
+}
+
+impl EnvironmentState {
+    /// Whether a deployment is in flight here.
+    pub fn in_flight(&self) -> bool {
+        matches!(
+            self.phase,
+            EnvironmentPhase::Deploying
+                | EnvironmentPhase::Verifying
+                | EnvironmentPhase::Soaking
+                | EnvironmentPhase::RollingBack
+        )
+    }
+
+    /// Whether `release` was ever started here (as far as the history reaches).
+    pub fn has_run(&self, release: &str) -> bool {
+        self.current.as_ref().is_some_and(|c| c.release == release) || self.history.iter().any(|h| h.release == release)
+    }
+
+    /// Whether `release` finished Healthy here (checked, soaked).
+    pub fn passed(&self, release: &str) -> bool {
+        self.history.iter().any(|h| h.release == release && h.result == DeploymentResult::Succeeded)
+    }
+}
+
+/// How the shell's apply of a deployment went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeployOutcome {
+    /// Every object was applied (and the previous inventory's leftovers pruned).
+    Applied {
+        /// What is now applied.
+        inventory: Vec<ObjectRef>,
+    },
+    /// The server-side dry-run refused an object: nothing was applied.
+    Rejected {
+        /// Which object and why.
+        reason: String,
+    },
+}
+
+/// The health of the current release in an environment, as observed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Every check passes.
+    Ready,
+    /// Not there yet; the message says what is missing.
+    Progressing(String),
+    /// Failed for good (for example `ProgressDeadlineExceeded`).
+    Failed(String),
+}
+
+/// What the shell observed in one environment this round.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Observation {
+    /// The result of applying the deployment in `Deploying`, once done.
+    pub deploy: Option<DeployOutcome>,
+    /// The health of the current release, when it was looked at.
+    pub health: Option<Health>,
+}
+
+/// Everything the planner decides from.
+#[derive(Clone, Debug)]
+pub struct Input<'a> {
+    /// The environments, in promotion order.
+    pub environments: &'a [EnvironmentSpec],
+    /// Per environment: whether the pipeline may deploy into its namespace.
+    pub allowed: &'a [bool],
+    /// Whether the pipeline is paused (nothing new starts).
+    pub paused: bool,
+    /// Approvals: environment name → the release approved to enter it.
+    pub approvals: &'a BTreeMap<String, String>,
+    /// The pipeline's packaged releases.
+    pub releases: &'a [Candidate],
+    /// Per environment: the state kept in status (default when new).
+    pub state: &'a [EnvironmentState],
+    /// Per environment: what was observed this round.
+    pub observed: &'a [Observation],
+    /// History entries kept per environment.
+    pub history_limit: usize,
+    /// The time of this round.
+    pub now: Timestamp,
+}
+
+/// Something the shell must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Render and apply `release` into environment `environment` (dry-run first, then apply,
+    /// then prune what the environment's inventory has and the release no longer has).
+    Deploy {
+        /// Index of the environment.
+        environment: usize,
+        /// The release.
+        release: String,
+        /// The deployment's id.
+        id: String,
+    },
+    /// Record an Event on the Pipeline.
+    Event(Event),
+}
+
+/// An Event the shell records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Warning rather than Normal.
+    pub warning: bool,
+    /// Reason, PascalCase.
+    pub reason: &'static str,
+    /// Message.
+    pub message: String,
+}
+
+/// The planner's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The next state of every environment.
+    pub state: Vec<EnvironmentState>,
+    /// What to do, in order.
+    pub actions: Vec<Action>,
+    /// When to plan again without news (`None`: only on change).
+    pub requeue: Option<Duration>,
+}
+
+/// The label a namespace carries to let pipelines of another namespace deploy into it.
+pub const ALLOW_FROM_LABEL: &str = "conveyor.dev/allow-from";
+
+/// Whether a pipeline in `pipeline_namespace` may deploy into `target`, which carries `labels`:
+/// its own namespace always; another only when that one opts in with
+/// `conveyor.dev/allow-from: <pipeline namespace>`.
+pub fn namespace_allowed(pipeline_namespace: &str, target: &str, labels: Option<&BTreeMap<String, String>>) -> bool {
+    target == pipeline_namespace
+        || labels.and_then(|l| l.get(ALLOW_FROM_LABEL)).is_some_and(|from| from == pipeline_namespace)
+}
+
+/// Plans one round. `state`, `observed` and `allowed` are aligned with `environments`
+/// (missing entries count as default / not allowed).
+pub fn plan(input: &Input<'_>) -> Plan {
+    let mut state: Vec<EnvironmentState> =
+        (0..input.environments.len()).map(|i| input.state.get(i).cloned().unwrap_or_default()).collect();
+    let mut actions = Vec::new();
+    let mut requeue: Option<Duration> = None;
+    let mut wake = |after: Duration| requeue = Some(requeue.map_or(after, |r| r.min(after)));
+
+    for (i, env) in input.environments.iter().enumerate() {
+        let observed = input.observed.get(i).cloned().unwrap_or_default();
+        let (before, rest) = state.split_at_mut(i);
+        let here = &mut rest[0];
+        let upstream = before.last();
+        settle(i, env, here, &observed, input, &mut actions, &mut wake);
+        if here.in_flight() {
+            continue;
+        }
+        let allowed = input.allowed.get(i).copied().unwrap_or(false);
+        let Some(next) = candidate(input.releases, here, upstream) else {
+            // Nothing to take: an approval wait for a candidate that went away ends.
+            if here.awaiting.take().is_some() {
+                here.phase = settled_phase(here);
+            }
+            continue;
+        };
+        if !allowed {
+            let reason = format!(
+                "namespace {} does not allow this pipeline: label it conveyor.dev/allow-from=<pipeline namespace>",
+                env.namespace
+            );
+            if here.reason.as_deref() != Some(reason.as_str()) {
+                actions.push(warning("NamespaceNotAllowed", format!("{}: {reason}", env.name)));
+            }
+            here.reason = Some(reason);
+            continue;
+        }
+        if input.paused {
+            continue;
+        }
+        let approved = input.approvals.get(&env.name).is_some_and(|r| *r == next.name);
+        if env.manual && !approved {
+            if here.awaiting.as_deref() != Some(next.name.as_str()) {
+                let message = format!("{} waits for approval to enter {}", next.name, env.name);
+                actions.push(normal("AwaitingApproval", message));
+            }
+            here.awaiting = Some(next.name.clone());
+            here.phase = EnvironmentPhase::AwaitingApproval;
+            continue;
+        }
+        start(i, env, here, next, input.now, &mut actions);
+        wake(Duration::ZERO);
+    }
+    Plan { state, actions, requeue }
+}
+
+/// Moves an in-flight deployment on from what was observed.
+fn settle(
+    index: usize,
+    env: &EnvironmentSpec,
+    here: &mut EnvironmentState,
+    observed: &Observation,
+    input: &Input<'_>,
+    actions: &mut Vec<Action>,
+    wake: &mut impl FnMut(Duration),
+) {
+    let now = input.now;
+    let Some(current) = here.current.clone() else { return };
+    match here.phase {
+        EnvironmentPhase::Deploying => match &observed.deploy {
+            None => {
+                // Not applied yet (or the controller restarted mid-apply): apply again; it is idempotent.
+                actions.push(Action::Deploy {
+                    environment: index,
+                    release: current.release.clone(),
+                    id: current.id.clone(),
+                });
+                wake(Duration::ZERO);
+            }
+            Some(DeployOutcome::Applied { inventory }) => {
+                here.inventory = inventory.clone();
+                here.phase = EnvironmentPhase::Verifying;
+                wake(Duration::ZERO);
+            }
+            Some(DeployOutcome::Rejected { reason }) => {
+                // Nothing was applied: the environment still runs what it ran before.
+                let reason = format!("{} was not applied: {reason}", current.release);
+                here.current = here.previous.take();
+                finish(here, &current, DeploymentResult::Failed, Some(reason.clone()), now, input.history_limit);
+                here.phase = EnvironmentPhase::Failed;
+                here.reason = Some(reason.clone());
+                actions.push(warning("DeployFailed", format!("{}: {reason}", env.name)));
+            }
+        },
+        EnvironmentPhase::Verifying => match &observed.health {
+            Some(Health::Ready) if env.soak.is_zero() => healthy(env, here, &current, now, input, actions),
+            Some(Health::Ready) => {
+                here.current = Some(Deployment { healthy_since: Some(now), ..current });
+                here.phase = EnvironmentPhase::Soaking;
+                wake(env.soak);
+            }
+            Some(Health::Failed(why)) => failed(env, here, &current, why.clone(), now, input, actions),
+            Some(Health::Progressing(why)) if past(current.started_at, env.timeout, now) => {
+                let why = format!("not healthy within {}: {why}", humantime::format_duration(env.timeout));
+                failed(env, here, &current, why, now, input, actions);
+            }
+            None if past(current.started_at, env.timeout, now) => {
+                let why = format!("not healthy within {}", humantime::format_duration(env.timeout));
+                failed(env, here, &current, why, now, input, actions);
+            }
+            _ => wake(VERIFY_POLL.min(remaining(current.started_at, env.timeout, now))),
+        },
+        EnvironmentPhase::Soaking => {
+            let since = current.healthy_since.unwrap_or(now);
+            match &observed.health {
+                Some(Health::Failed(why) | Health::Progressing(why)) => {
+                    let why = format!("became unhealthy while soaking: {why}");
+                    failed(env, here, &current, why, now, input, actions);
+                }
+                _ if past(since, env.soak, now) => healthy(env, here, &current, now, input, actions),
+                _ => wake(VERIFY_POLL.min(remaining(since, env.soak, now))),
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The newest release that may enter this environment now.
+fn candidate<'a>(
+    releases: &'a [Candidate],
+    here: &EnvironmentState,
+    upstream: Option<&EnvironmentState>,
+) -> Option<&'a Candidate> {
+    releases
+        .iter()
+        .filter(|r| here.newest.as_ref().is_none_or(|newest| r.version > *newest))
+        .filter(|r| !here.has_run(&r.name))
+        .filter(|r| upstream.is_none_or(|up| up.passed(&r.name)))
+        .max_by(|a, b| a.version.cmp(&b.version))
+}
+
+fn start(
+    index: usize,
+    env: &EnvironmentSpec,
+    here: &mut EnvironmentState,
+    next: &Candidate,
+    now: Timestamp,
+    actions: &mut Vec<Action>,
+) {
+    here.deployments += 1;
+    let id = format!("{}-{}", env.name, here.deployments);
+    let deployment = Deployment {
+        id: id.clone(),
+        release: next.name.clone(),
+        version: next.version.clone(),
+        digest: next.digest.clone(),
+        started_at: now,
+        healthy_since: None,
+    };
+    here.newest = Some(next.version.clone());
+    here.previous = here.current.replace(deployment);
+    here.phase = EnvironmentPhase::Deploying;
+    here.awaiting = None;
+    here.reason = None;
+    actions.push(normal("Deploying", format!("{} → {} (deployment {id})", next.name, env.name)));
+    actions.push(Action::Deploy { environment: index, release: next.name.clone(), id });
+}
+
+fn healthy(
+    env: &EnvironmentSpec,
+    here: &mut EnvironmentState,
+    current: &Deployment,
+    now: Timestamp,
+    input: &Input<'_>,
+    actions: &mut Vec<Action>,
+) {
+    finish(here, current, DeploymentResult::Succeeded, None, now, input.history_limit);
+    here.phase = EnvironmentPhase::Healthy;
+    actions.push(normal("Healthy", format!("{} is healthy in {}", current.release, env.name)));
+}
+
+fn failed(
+    env: &EnvironmentSpec,
+    here: &mut EnvironmentState,
+    current: &Deployment,
+    reason: String,
+    now: Timestamp,
+    input: &Input<'_>,
+    actions: &mut Vec<Action>,
+) {
+    finish(here, current, DeploymentResult::Failed, Some(reason.clone()), now, input.history_limit);
+    here.phase = EnvironmentPhase::Failed;
+    here.reason = Some(reason.clone());
+    actions.push(warning("DeploymentFailed", format!("{} failed in {}: {reason}", current.release, env.name)));
+}
+
+fn finish(
+    here: &mut EnvironmentState,
+    deployment: &Deployment,
+    result: DeploymentResult,
+    reason: Option<String>,
+    now: Timestamp,
+    limit: usize,
+) {
+    here.history.insert(
+        0,
+        Finished {
+            id: deployment.id.clone(),
+            release: deployment.release.clone(),
+            version: deployment.version.clone(),
+            result,
+            started_at: deployment.started_at,
+            finished_at: now,
+            reason,
+        },
+    );
+    here.history.truncate(limit.max(1));
+}
+
+/// The phase of a settled environment: how its current deployment ended.
+fn settled_phase(here: &EnvironmentState) -> EnvironmentPhase {
+    let Some(current) = &here.current else { return EnvironmentPhase::Idle };
+    match here.history.iter().find(|h| h.id == current.id).map(|h| h.result) {
+        Some(DeploymentResult::Succeeded) => EnvironmentPhase::Healthy,
+        Some(_) => EnvironmentPhase::Failed,
+        None => EnvironmentPhase::Idle,
+    }
+}
+
+fn past(since: Timestamp, span: Duration, now: Timestamp) -> bool {
+    remaining(since, span, now).is_zero()
+}
+
+fn remaining(since: Timestamp, span: Duration, now: Timestamp) -> Duration {
+    let elapsed = now.duration_since(since);
+    let elapsed = Duration::try_from(elapsed).unwrap_or(Duration::ZERO);
+    span.saturating_sub(elapsed)
+}
+
+fn normal(reason: &'static str, message: String) -> Action {
+    Action::Event(Event { warning: false, reason, message })
+}
+
+fn warning(reason: &'static str, message: String) -> Action {
+    Action::Event(Event { warning: true, reason, message })
+}
+
+#[cfg(test)]
+mod tests;
