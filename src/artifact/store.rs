@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
 
-use super::{Error, ManifestFile, Result, write_archive};
+use super::{Error, Result};
 use crate::api::types::Digest;
 
 /// Content-addressed store rooted at a directory.
@@ -36,11 +36,6 @@ impl Store {
     /// Whether the artifact with this digest is in the store (its content is checked by [`Store::read`]).
     pub fn contains(&self, digest: &Digest) -> bool {
         self.path(digest).is_file()
-    }
-
-    /// Stores the archive of `files`; see [`Store::put_with`].
-    pub fn put(&self, files: &[ManifestFile], expected: Option<&Digest>) -> Result<(Digest, u64)> {
-        self.put_with(expected, |out| write_archive(files, out).map_err(Error::from))
     }
 
     /// Stores the archive that `write` writes (returning its digest and size): into a temp file
@@ -107,7 +102,13 @@ fn sync_dir(_dir: &Path) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{ManifestFile, write_archive};
     use super::*;
+
+    /// Stores the archive of `files`.
+    fn put(store: &Store, files: &[ManifestFile], expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        store.put_with(expected, |out| write_archive(files, out).map_err(Error::from))
+    }
 
     fn files() -> Vec<ManifestFile> {
         vec![
@@ -126,7 +127,7 @@ mod tests {
     fn put_then_contains_and_read() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("store")).unwrap();
-        let (digest, size) = store.put(&files(), None).unwrap();
+        let (digest, size) = put(&store, &files(), None).unwrap();
 
         let mut direct = Vec::new();
         assert_eq!(write_archive(&files(), &mut direct).unwrap(), (digest.clone(), size));
@@ -138,7 +139,7 @@ mod tests {
         assert_eq!(entries(&dir.path().join("store/tmp")), Vec::<PathBuf>::new());
 
         // Again, with the digest now expected: same result, still one artifact.
-        assert_eq!(store.put(&files(), Some(&digest)).unwrap(), (digest.clone(), size));
+        assert_eq!(put(&store, &files(), Some(&digest)).unwrap(), (digest.clone(), size));
         assert_eq!(entries(&dir.path().join("store/sha256")), [store.path(&digest)]);
         // Reopening an existing store is fine.
         assert!(Store::open(dir.path().join("store")).unwrap().contains(&digest));
@@ -161,7 +162,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let wrong = Digest::of(b"something else");
-        match store.put(&files(), Some(&wrong)) {
+        match put(&store, &files(), Some(&wrong)) {
             Err(err @ Error::DigestMismatch { .. }) => {
                 let Error::DigestMismatch { expected, actual } = &err else { unreachable!() };
                 assert_eq!(expected, &wrong);
@@ -191,7 +192,7 @@ mod tests {
     fn read_detects_a_tampered_artifact() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let (digest, _) = store.put(&files(), None).unwrap();
+        let (digest, _) = put(&store, &files(), None).unwrap();
         let mut bytes = fs::read(store.path(&digest)).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
@@ -210,7 +211,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let bad = [ManifestFile { path: "../escape.yaml".into(), content: Vec::new() }];
-        assert!(matches!(store.put(&bad, None), Err(Error::Io(e)) if e.kind() == io::ErrorKind::InvalidInput));
+        assert!(matches!(put(&store, &bad, None), Err(Error::Io(e)) if e.kind() == io::ErrorKind::InvalidInput));
         assert_eq!(entries(&dir.path().join("tmp")), Vec::<PathBuf>::new());
     }
 }

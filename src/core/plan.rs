@@ -265,13 +265,14 @@ pub fn plan(input: &Input<'_>) -> Plan {
     let mut actions = Vec::new();
     let mut requeue: Option<Duration> = None;
     let mut wake = |after: Duration| requeue = Some(requeue.map_or(after, |r| r.min(after)));
+    let nothing = Observation::default();
 
     for (i, env) in input.environments.iter().enumerate() {
-        let observed = input.observed.get(i).cloned().unwrap_or_default();
+        let observed = input.observed.get(i).unwrap_or(&nothing);
         let (before, rest) = state.split_at_mut(i);
         let here = &mut rest[0];
         let upstream = before.last();
-        settle(i, env, here, &observed, input, &mut actions, &mut wake);
+        settle(i, env, here, observed, input, &mut actions, &mut wake);
         if here.in_flight() {
             continue;
         }
