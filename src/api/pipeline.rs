@@ -8,6 +8,21 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// Annotation that pauses a Pipeline: while it is `"true"`, no new deployment starts
+/// (deployments in flight finish). Set by `conveyor pause`, removed by `conveyor resume`.
+pub const PAUSED_ANNOTATION: &str = "conveyor.dev/paused";
+/// Prefix of approval annotations: `approve.conveyor.dev/<environment>: <release>` lets that
+/// release enter that `Manual` environment. Set by `conveyor approve`.
+pub const APPROVE_ANNOTATION_PREFIX: &str = "approve.conveyor.dev/";
+/// Label on every object Conveyor applies: the Pipeline's name.
+pub const PIPELINE_LABEL: &str = "conveyor.dev/pipeline";
+/// Label on every object Conveyor applies: the Pipeline's namespace.
+pub const PIPELINE_NAMESPACE_LABEL: &str = "conveyor.dev/pipeline-namespace";
+/// Label on every object Conveyor applies: the Release it came from.
+pub const RELEASE_LABEL: &str = "conveyor.dev/release";
+/// Label on every object Conveyor applies: the environment it was applied for.
+pub const ENVIRONMENT_LABEL: &str = "conveyor.dev/environment";
+
 /// Desired deployment of one application: environments in promotion order.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
@@ -203,6 +218,18 @@ pub struct EnvironmentStatus {
     /// The release that ran here before `current`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<DeployedRelease>,
+    /// The release waiting for `conveyor approve` to enter (phase `AwaitingApproval`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awaiting_approval: Option<String>,
+    /// Why the environment failed, or why nothing can start here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Deployments started here so far (numbers the deployment ids).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployments: Option<i64>,
+    /// The newest version ever started here; only newer versions may start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest_version: Option<String>,
     /// Objects Conveyor applied here (used for pruning).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inventory: Vec<InventoryEntry>,
@@ -225,6 +252,12 @@ pub struct DeployedRelease {
     /// When it started running here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<Time>,
+    /// The deployment's id (matches `history[].deploymentId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<String>,
+    /// When it was first seen healthy here (its soak started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy_since: Option<Time>,
 }
 
 /// An object Conveyor applied into an environment.

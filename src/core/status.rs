@@ -88,6 +88,8 @@ mod tests {
                 version: version.to_owned(),
                 digest: Some("sha256:0123".to_owned()),
                 since: Some(Time(t(50))),
+                deployment_id: None,
+                healthy_since: None,
             }),
             ..Default::default()
         }
