@@ -47,6 +47,8 @@ pub struct Config {
     pub environments: Vec<String>,
     /// Default for `spec.rollback.automatic`.
     pub rollback_enabled: bool,
+    /// Whether releases may apply cluster-scoped objects (ClusterRoles, Namespaces, CRDs, …).
+    pub allow_cluster_scoped: bool,
     /// Default health-check deadline per environment.
     pub validation_timeout: Duration,
     /// Deadline for one git fetch.
@@ -104,6 +106,7 @@ impl Default for PackageLimits {
 struct RawConfig {
     environments: Option<Vec<String>>,
     rollback_enabled: Option<bool>,
+    allow_cluster_scoped: Option<bool>,
     validation_timeout: Option<String>,
     git_timeout: Option<String>,
     tag_prefix: Option<String>,
@@ -146,6 +149,7 @@ fn number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Resu
 pub const KEYS: &[&str] = &[
     "environments",
     "rollback_enabled",
+    "allow_cluster_scoped",
     "validation_timeout",
     "git_timeout",
     "tag_prefix",
@@ -230,6 +234,7 @@ fn apply_env(raw: &mut RawConfig, key: &str, value: &str) -> std::result::Result
     match key {
         "environments" => raw.environments = Some(split_list(value)),
         "rollback_enabled" => raw.rollback_enabled = Some(parse_bool(value)?),
+        "allow_cluster_scoped" => raw.allow_cluster_scoped = Some(parse_bool(value)?),
         "validation_timeout" => raw.validation_timeout = s,
         "git_timeout" => raw.git_timeout = s,
         "tag_prefix" => raw.tag_prefix = s,
@@ -354,6 +359,8 @@ fn build(raw: RawConfig, origin: &dyn Fn(&'static str) -> String) -> Result<Conf
     Ok(Config {
         environments,
         rollback_enabled: raw.rollback_enabled.unwrap_or(true),
+        // Off by default: a cluster-scoped object reaches beyond the environment's namespace.
+        allow_cluster_scoped: raw.allow_cluster_scoped.unwrap_or(false),
         validation_timeout,
         git_timeout,
         tag_prefix,
@@ -411,6 +418,7 @@ mod tests {
         let c = Config::load_from(None, &BTreeMap::new()).unwrap();
         assert_eq!(c.environments, ["development", "staging", "production"]);
         assert!(c.rollback_enabled);
+        assert!(!c.allow_cluster_scoped);
         assert_eq!(c.validation_timeout, Duration::from_secs(300));
         assert_eq!(c.git_timeout, Duration::from_secs(30));
         assert_eq!(c.tag_prefix, "v");
@@ -456,6 +464,7 @@ mod tests {
             ("environments: [Dev]\n", "environments"),
             ("notification_webhooks: [\"ftp://x\"]\n", "notification_webhooks"),
             ("rollback_enabled: maybe\n", "rollback_enabled"),
+            ("allow_cluster_scoped: yes\n", "allow_cluster_scoped"),
             ("package_max_files: 0\n", "package_max_files"),
             ("package_max_bytes: 64MB\n", "package_max_bytes"),
         ];
@@ -485,10 +494,23 @@ mod tests {
     }
 
     #[test]
+    fn allow_cluster_scoped_from_file_and_env() {
+        assert!(load("allow_cluster_scoped: true\n", &[]).unwrap().allow_cluster_scoped);
+        let c = load("allow_cluster_scoped: true\n", &[("CONVEYOR_ALLOW_CLUSTER_SCOPED", "false")]).unwrap();
+        assert!(!c.allow_cluster_scoped);
+        let err = load("", &[("CONVEYOR_ALLOW_CLUSTER_SCOPED", "1")]).unwrap_err().to_string();
+        assert!(err.contains("allow_cluster_scoped") && err.contains("env CONVEYOR_ALLOW_CLUSTER_SCOPED"), "{err}");
+    }
+
+    #[test]
     fn every_key_has_an_env_override() {
         for key in KEYS {
             let mut raw = RawConfig::default();
-            let value = if key.ends_with("enabled") || *key == "leader_election" { "true" } else { "x" };
+            let value = if key.ends_with("enabled") || ["leader_election", "allow_cluster_scoped"].contains(key) {
+                "true"
+            } else {
+                "x"
+            };
             apply_env(&mut raw, key, value).unwrap();
         }
     }

@@ -4,12 +4,16 @@
 pub mod api;
 /// Manifests → validated objects → deterministic tar.gz + digest; the content-addressed store.
 pub mod artifact;
+/// Probes that return typed samples: workload readiness (http and prometheus later).
+pub mod checks;
 /// Human commands: package, release.
 pub mod cli;
 /// One typed configuration, parsed once.
 pub mod config;
 /// The pure decision core: validation, conditions, status, release notes.
 pub mod core;
+/// Deploys a release into an environment: render, server-side dry-run and apply, prune, inventory.
+pub mod deploy;
 /// Leader election on a Lease.
 pub mod leader;
 /// One packaging path for the controller and the CLI: git → validated manifests → artifact, notes.

@@ -38,6 +38,12 @@ enum Command {
     Package(conveyor::cli::package::Args),
     /// Tag a new version in a local repository, prepend its notes to the changelog, print or apply its Release.
     Release(conveyor::cli::release::Args),
+    /// Let a release into a `Manual` environment (records approve.conveyor.dev/<ENV> on the Pipeline).
+    Approve(conveyor::cli::control::ApproveArgs),
+    /// Stop new deployments of a Pipeline; deployments in flight finish (records conveyor.dev/paused).
+    Pause(conveyor::cli::control::PipelineArgs),
+    /// Let a paused Pipeline start deployments again (removes conveyor.dev/paused).
+    Resume(conveyor::cli::control::PipelineArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +62,10 @@ fn main() -> ExitCode {
         },
         Command::Package(args) => cli_command(cli.config.as_deref(), |c| conveyor::cli::package::run(args, c)),
         Command::Release(args) => cli_command(cli.config.as_deref(), |c| conveyor::cli::release::run(args, c)),
+        // The gates only talk to the cluster: no configuration to load.
+        Command::Approve(args) => exit_code(conveyor::cli::control::approve(args)),
+        Command::Pause(args) => exit_code(conveyor::cli::control::pause(args)),
+        Command::Resume(args) => exit_code(conveyor::cli::control::resume(args)),
         Command::Controller => {
             let config = match load_config(cli.config.as_deref()) {
                 Ok(c) => c,
@@ -88,7 +98,12 @@ fn cli_command(file: Option<&std::path::Path>, run: impl FnOnce(&Config) -> anyh
         Ok(c) => c,
         Err(code) => return code,
     };
-    match run(&config) {
+    exit_code(run(&config))
+}
+
+/// Exit code 0, or 1 with the error printed once.
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("conveyor: {e:#}");
@@ -118,13 +133,15 @@ fn identity() -> String {
 
 async fn controller(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
-    let client = kube::Client::try_default()
+    let kube_config = kube::Config::infer()
         .await
         .context("cannot build a Kubernetes client (is KUBECONFIG or in-cluster config set?)")?;
+    // Kept to build impersonating clients for environments that name a ServiceAccount.
+    let client = kube::Client::try_from(kube_config.clone()).context("cannot build a Kubernetes client")?;
     let identity = identity();
     let metrics = Arc::new(Metrics::new());
     let ctx = Arc::new(
-        Context::new(client.clone(), config.clone(), metrics.clone(), identity.clone())
+        Context::new(client.clone(), kube_config, config.clone(), metrics.clone(), identity.clone())
             .with_context(|| format!("cannot use artifact_dir {}", config.artifact_dir.display()))?,
     );
     reconcile::check_crds(&ctx).await.map_err(anyhow::Error::msg)?;

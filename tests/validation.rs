@@ -1,6 +1,7 @@
 //! The controller validates Pipelines and Releases on the real apiserver: each invalid input
 //! ends `Stalled=True` with its reason and a message naming the field and the fix, while the
-//! controller keeps running; valid objects reach `Reconciling`; `observedGeneration` follows spec.
+//! controller keeps running; valid objects leave `Stalled` (an idle Pipeline is `Ready`, a new Release
+//! `Reconciling`); `observedGeneration` follows spec.
 
 mod support;
 
@@ -114,15 +115,16 @@ async fn invalid_pipelines_stall_with_named_reasons_and_the_controller_keeps_run
         );
     }
 
-    // Still running, and still reconciling: a valid pipeline alongside the invalid ones progresses.
+    // Still running, and still reconciling: a valid pipeline alongside the invalid ones is
+    // Ready (nothing to deploy yet).
     assert!(controller.is_running());
     apply(&api, "good", &pipeline("good", envs3())).await;
-    let good = support::wait_for(&api, "good", "Pipeline good Reconciling", |p: &Pipeline| {
-        p.status.as_ref().is_some_and(|s| is(&s.conditions, "Reconciling", "True"))
+    let good = support::wait_for(&api, "good", "Pipeline good Ready", |p: &Pipeline| {
+        p.status.as_ref().is_some_and(|s| is(&s.conditions, "Ready", "True"))
     })
     .await;
     let status = good.status.unwrap();
-    assert!(is(&status.conditions, "Stalled", "False") && is(&status.conditions, "Ready", "False"));
+    assert!(is(&status.conditions, "Stalled", "False") && is(&status.conditions, "Reconciling", "False"));
     let names: Vec<_> = status.environments.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, ["development", "staging", "production"]);
 
@@ -211,7 +213,7 @@ async fn observed_generation_follows_spec_changes_and_a_fix_clears_stalled() {
             generation > Some(first_generation)
                 && p.status
                     .as_ref()
-                    .is_some_and(|s| s.observed_generation == generation && is(&s.conditions, "Reconciling", "True"))
+                    .is_some_and(|s| s.observed_generation == generation && is(&s.conditions, "Ready", "True"))
         })
         .await;
     let status = fixed.status.unwrap();

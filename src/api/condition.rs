@@ -126,6 +126,17 @@ pub enum Reason {
     DigestMismatch,
     /// The artifact store could not be written or read (retried with backoff).
     StoreFailed,
+    // Pipeline progress.
+    /// A release is being deployed or verified in an environment.
+    Deploying,
+    /// A release waits for `conveyor approve` to enter an environment.
+    AwaitingApproval,
+    /// A release failed in an environment and nothing newer has replaced it.
+    DeploymentFailed,
+    /// An environment's namespace does not allow the pipeline.
+    NamespaceNotAllowed,
+    /// The pipeline is paused; releases wait.
+    Paused,
 }
 
 impl Reason {
@@ -167,6 +178,11 @@ impl Reason {
             Self::SymlinkEscape => "SymlinkEscape",
             Self::DigestMismatch => "DigestMismatch",
             Self::StoreFailed => "StoreFailed",
+            Self::Deploying => "Deploying",
+            Self::AwaitingApproval => "AwaitingApproval",
+            Self::DeploymentFailed => "DeploymentFailed",
+            Self::NamespaceNotAllowed => "NamespaceNotAllowed",
+            Self::Paused => "Paused",
         }
     }
 

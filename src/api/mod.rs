@@ -18,6 +18,9 @@ pub const GROUP: &str = "conveyor.dev";
 pub const OBJECT_MANAGER: &str = "conveyor";
 /// Field manager for the status subresource (kept apart from spec ownership, see DESIGN.md).
 pub const STATUS_MANAGER: &str = "conveyor-status";
+/// Field manager for `Release.status.environment(s)`, the journey the Pipeline controller
+/// writes; the Release controller's status writes leave those fields to it.
+pub const JOURNEY_MANAGER: &str = "conveyor-journey";
 
 /// Every CRD Conveyor serves, in a stable order (pipelines, then releases).
 pub fn crds() -> Vec<CustomResourceDefinition> {

@@ -87,7 +87,7 @@ pub fn run(args: Args, config: &Config) -> anyhow::Result<()> {
 
     // Connect before changing the repository: a missing kubeconfig should not leave a tag
     // whose Release was never applied.
-    let cluster = if args.apply { Some(connect()?) } else { None };
+    let cluster = if args.apply { Some(super::connect("--apply")?) } else { None };
     let applied = release::apply(&repo, &plan)?;
     let commit = short(applied.commit);
     eprintln!("updated {}", plan.changelog_path.display());
@@ -240,18 +240,6 @@ fn report_dry_run(plan: &Plan, release: &Release, apply: bool) {
         let name = release.metadata.name.as_deref().unwrap_or_default();
         eprintln!("would apply Release {name} with field manager {FIELD_MANAGER}");
     }
-}
-
-/// A Kubernetes client on a runtime of its own: the rest of the command is blocking.
-fn connect() -> anyhow::Result<(tokio::runtime::Runtime, kube::Client)> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime for --apply")?;
-    let client = runtime
-        .block_on(kube::Client::try_default())
-        .context("cannot build a Kubernetes client for --apply (is KUBECONFIG or in-cluster config set?)")?;
-    Ok((runtime, client))
 }
 
 /// Server-side applies the Release, in its namespace or the client's default one.

@@ -3,8 +3,10 @@
 
 pub mod conditions;
 pub mod duration;
+pub mod environments;
 #[cfg(test)]
 pub(crate) mod fixtures;
+pub mod health;
 pub mod notes;
 pub mod plan;
 pub mod release;

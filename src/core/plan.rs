@@ -13,6 +13,10 @@
 //! - A `Manual` environment waits in `AwaitingApproval` until the candidate is approved.
 //! - Nothing starts while the pipeline is paused, nor in a namespace the pipeline may not use.
 //!
+//! Events: `Deploying` (into the first environment), `Promoting` (into a later one), `Healthy`,
+//! `AwaitingApproval`, `DeploymentFailed`, `DeployFailed` (refused by the dry-run),
+//! `NamespaceNotAllowed`.
+//!
 //! Everything needed to continue is in [`EnvironmentState`], which the shell keeps in
 //! `Pipeline.status`; a restarted controller plans from it and carries on where it was.
 
@@ -308,7 +312,8 @@ pub fn plan(input: &Input<'_>) -> Plan {
             here.phase = EnvironmentPhase::AwaitingApproval;
             continue;
         }
-        start(i, env, here, next, input.now, &mut actions);
+        let from = i.checked_sub(1).map(|up| input.environments[up].name.as_str());
+        start(i, env, from, here, next, input.now, &mut actions);
         wake(Duration::ZERO);
     }
     Plan { state, actions, requeue }
@@ -399,9 +404,11 @@ fn candidate<'a>(
         .max_by(|a, b| a.version.cmp(&b.version))
 }
 
+/// Starts deploying `next` here; `from` is the environment it is promoted from, if any.
 fn start(
     index: usize,
     env: &EnvironmentSpec,
+    from: Option<&str>,
     here: &mut EnvironmentState,
     next: &Candidate,
     now: Timestamp,
@@ -422,7 +429,12 @@ fn start(
     here.phase = EnvironmentPhase::Deploying;
     here.awaiting = None;
     here.reason = None;
-    actions.push(normal("Deploying", format!("{} → {} (deployment {id})", next.name, env.name)));
+    actions.push(match from {
+        None => normal("Deploying", format!("deploying {} to {} (deployment {id})", next.name, env.name)),
+        Some(from) => {
+            normal("Promoting", format!("promoting {} from {from} to {} (deployment {id})", next.name, env.name))
+        }
+    });
     actions.push(Action::Deploy { environment: index, release: next.name.clone(), id });
 }
 

@@ -126,7 +126,15 @@ fn show<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "?".to_owned())
 }
 
-/// The status a Release should have after this pass.
+/// The part of a Release's status the Release controller writes: all but the journey through
+/// the environments, which the Pipeline controller writes under its own field manager (a
+/// server-side apply from a stale copy would otherwise overwrite the newer journey).
+pub fn own_part(status: &ReleaseStatus) -> ReleaseStatus {
+    ReleaseStatus { environment: None, environments: Vec::new(), ..status.clone() }
+}
+
+/// The status a Release should have after this pass, the part the Release controller writes
+/// (see [`own_part`]).
 pub fn release_status(
     release: &Release,
     problems: &[Problem],
@@ -136,7 +144,7 @@ pub fn release_status(
     let current = release.status.clone().unwrap_or_default();
     let generation = release.metadata.generation;
     let phase = current.phase.unwrap_or(ReleasePhase::Pending);
-    let mut next = ReleaseStatus { observed_generation: generation, phase: Some(phase), ..current.clone() };
+    let mut next = ReleaseStatus { observed_generation: generation, phase: Some(phase), ..own_part(&current) };
     let summary = if let Some(first) = problems.first() {
         Summary::Stalled { reason: first.reason, message: describe(problems) }
     } else {

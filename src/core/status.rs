@@ -3,43 +3,58 @@
 
 use jiff::Timestamp;
 
-use crate::api::Reason;
 use crate::api::pipeline::{EnvironmentStatus, Pipeline, PipelineStatus};
 use crate::core::conditions::{Summary, conditions_for};
+use crate::core::environments::{self, state_from_status, status_from_state};
+use crate::core::plan::EnvironmentState;
 use crate::core::validate::{Problem, describe};
 
-fn summary_for(problems: &[Problem], progressing: String) -> Summary {
-    match problems.first() {
-        Some(first) => Summary::Stalled { reason: first.reason, message: describe(problems) },
-        None => Summary::Reconciling { reason: Reason::Progressing, message: progressing },
-    }
+/// The planner state of every environment in the spec, read from the current status by name;
+/// an environment new to the spec starts idle.
+pub fn current_states(pipeline: &Pipeline) -> Vec<EnvironmentState> {
+    let current = pipeline.status.as_ref().map(|s| s.environments.as_slice()).unwrap_or_default();
+    pipeline
+        .spec
+        .environments
+        .iter()
+        .map(|env| current.iter().find(|s| s.name == env.name).map(state_from_status).unwrap_or_default())
+        .collect()
 }
 
-/// The status a Pipeline should have, given its validation problems.
-pub fn pipeline_status(pipeline: &Pipeline, problems: &[Problem], now: Timestamp) -> PipelineStatus {
+/// The status a Pipeline should have. With validation problems it is Stalled and keeps the
+/// environments it had (an invalid spec may have duplicate names). Otherwise its environments
+/// hold `planned` (the planner's new state, aligned with the spec; by default what the status
+/// holds now) and its conditions say what the pipeline is doing.
+pub fn pipeline_status(
+    pipeline: &Pipeline,
+    problems: &[Problem],
+    planned: Option<&[EnvironmentState]>,
+    now: Timestamp,
+) -> PipelineStatus {
     let current = pipeline.status.clone().unwrap_or_default();
     let generation = pipeline.metadata.generation;
-    // An invalid spec may have duplicate names: keep what was observed until it is fixed.
-    let environments = if problems.is_empty() {
-        pipeline
-            .spec
-            .environments
-            .iter()
-            .map(|env| {
-                current
-                    .environments
-                    .iter()
-                    .find(|s| s.name == env.name)
-                    .cloned()
-                    .unwrap_or_else(|| EnvironmentStatus { name: env.name.clone(), ..Default::default() })
-            })
-            .collect()
-    } else {
-        current.environments.clone()
+    let (environments, summary) = match problems.first() {
+        Some(first) => {
+            (current.environments.clone(), Summary::Stalled { reason: first.reason, message: describe(problems) })
+        }
+        None => {
+            let read;
+            let states = match planned {
+                Some(states) => states,
+                None => {
+                    read = current_states(pipeline);
+                    &read
+                }
+            };
+            let names: Vec<&str> = pipeline.spec.environments.iter().map(|e| e.name.as_str()).collect();
+            let annotations = pipeline.metadata.annotations.clone().unwrap_or_default();
+            let summary = environments::summary(&names, states, environments::paused(&annotations));
+            let statuses: Vec<EnvironmentStatus> =
+                names.iter().zip(states).map(|(name, state)| status_from_state(name, state)).collect();
+            (statuses, summary)
+        }
     };
     let summary_line = environments.iter().map(|e| format!("{}={:?}", e.name, e.phase)).collect::<Vec<_>>().join(" ");
-    let n = pipeline.spec.environments.len();
-    let summary = summary_for(problems, format!("{n} environment(s) valid; waiting for releases"));
     PipelineStatus {
         observed_generation: generation,
         conditions: conditions_for(&summary, &current.conditions, generation, now),
@@ -53,9 +68,9 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
     use super::*;
-    use crate::api::ConditionType;
     use crate::api::pipeline::{DeployedRelease, EnvironmentPhase};
     use crate::api::release::{Artifact, Release, ReleasePhase, ReleaseStatus};
+    use crate::api::{ConditionType, Reason};
     use crate::core::conditions::find;
     use crate::core::fixtures::{self, pipeline_spec, release_spec, t};
     use crate::core::release::release_status;
@@ -190,7 +205,7 @@ mod tests {
         assert_eq!(s.commit, before.commit);
         assert_eq!(s.artifact, before.artifact);
         assert_eq!(s.notes, before.notes);
-        assert_eq!(s.environment, before.environment);
+        assert_eq!(s.environment, None, "the journey belongs to the Pipeline controller's field manager");
         assert_eq!(s.observed_generation, Some(2));
     }
 
@@ -308,7 +323,7 @@ mod tests {
         for (case, spec_envs, existing, expected, summary) in cases {
             let p = with_status(pipeline(&spec_envs, 2), envs(existing.clone()));
             assert_eq!(validate_pipeline(&p.spec), vec![], "{case}: fixture must be valid");
-            let s = pipeline_status(&p, &[], t(100));
+            let s = pipeline_status(&p, &[], None, t(100));
             let got: Vec<(&str, EnvironmentPhase, Option<&str>)> = s
                 .environments
                 .iter()
@@ -323,14 +338,12 @@ mod tests {
                 }
             }
             assert_eq!(s.observed_generation, Some(2), "{case}");
-            assert_eq!(triplet(&s.conditions), ("False", "True", "False"), "{case}");
-            let reconciling = cond(&s.conditions, ConditionType::Reconciling);
-            assert_eq!(reconciling.reason, "Progressing", "{case}");
-            assert_eq!(
-                reconciling.message,
-                format!("{} environment(s) valid; waiting for releases", spec_envs.len()),
-                "{case}"
-            );
+            // Settled environments make a Ready pipeline; one in flight keeps it Reconciling.
+            let in_flight = expected.iter().any(|(_, phase, _)| *phase == Soaking);
+            let want = if in_flight { ("False", "True", "False") } else { ("True", "False", "False") };
+            assert_eq!(triplet(&s.conditions), want, "{case}");
+            let reason = if in_flight { "Deploying" } else { "Succeeded" };
+            assert_eq!(cond(&s.conditions, ConditionType::Ready).reason, reason, "{case}");
             assert!(s.conditions.iter().all(|c| c.observed_generation == Some(2)), "{case}");
         }
     }
@@ -346,7 +359,7 @@ mod tests {
         );
         let problems = validate_pipeline(&p.spec);
         assert_eq!(problems.iter().map(|p| p.reason).collect::<Vec<_>>(), [Reason::DuplicateEnvironment]);
-        let s = pipeline_status(&p, &problems, t(100));
+        let s = pipeline_status(&p, &problems, None, t(100));
         assert_eq!(s.environments, existing);
         assert_eq!(s.summary.as_deref(), Some("development=Healthy staging=Verifying"));
         assert_eq!(s.observed_generation, Some(5));
@@ -361,7 +374,7 @@ mod tests {
     fn invalid_new_pipeline_has_no_environments_or_summary() {
         let p = pipeline(&[], 1);
         let problems = validate_pipeline(&p.spec);
-        let s = pipeline_status(&p, &problems, t(100));
+        let s = pipeline_status(&p, &problems, None, t(100));
         assert_eq!(s.environments, vec![]);
         assert_eq!(s.summary, None);
         assert_eq!(cond(&s.conditions, ConditionType::Stalled).reason, "NoEnvironments");
@@ -375,7 +388,7 @@ mod tests {
             problem(Reason::InvalidHistoryLimit, "spec.historyLimit"),
         ];
         let p = pipeline(&[("development", "shop-dev")], 1);
-        let s = pipeline_status(&p, &problems, t(100));
+        let s = pipeline_status(&p, &problems, None, t(100));
         let stalled = cond(&s.conditions, ConditionType::Stalled);
         assert_eq!(stalled.reason, "InvalidNamespace");
         for p in &problems {
@@ -403,14 +416,14 @@ mod tests {
         for (case, spec_envs, existing) in cases {
             let mut p = with_status(pipeline(&spec_envs, 3), envs(existing));
             let problems = validate_pipeline(&p.spec);
-            let first = pipeline_status(&p, &problems, t(100));
+            let first = pipeline_status(&p, &problems, None, t(100));
             p.status = Some(first.clone());
-            let second = pipeline_status(&p, &problems, t(200));
+            let second = pipeline_status(&p, &problems, None, t(200));
             assert_eq!(second, first, "{case}");
             // As the controller sees it: the status read back from the API server.
             let json = serde_json::to_value(&second).unwrap();
             p.status = Some(serde_json::from_value(json).unwrap());
-            let third = pipeline_status(&p, &problems, t(300));
+            let third = pipeline_status(&p, &problems, None, t(300));
             assert_eq!(third, first, "{case}");
             assert!(third.conditions.iter().all(|c| c.last_transition_time == Time(t(100))), "{case}");
         }
@@ -423,20 +436,21 @@ mod tests {
             pipeline(&[("development", "shop-dev"), ("development", "shop-dev2")], 1),
             envs(vec![env("development", Healthy, Some(("r1", "1.0.0")))]),
         );
-        let stalled = pipeline_status(&p, &validate_pipeline(&p.spec), t(100));
+        let stalled = pipeline_status(&p, &validate_pipeline(&p.spec), None, t(100));
         assert_eq!(triplet(&stalled.conditions), ("False", "False", "True"));
         p.status = Some(stalled);
         p.spec.environments[1].name = "staging".to_owned();
         p.metadata.generation = Some(2);
         let problems = validate_pipeline(&p.spec);
         assert_eq!(problems, vec![]);
-        let fixed = pipeline_status(&p, &problems, t(200));
-        assert_eq!(triplet(&fixed.conditions), ("False", "True", "False"));
+        let fixed = pipeline_status(&p, &problems, None, t(200));
+        assert_eq!(triplet(&fixed.conditions), ("True", "False", "False"));
         assert_eq!(names(&fixed), ["development", "staging"]);
         assert_eq!(fixed.environments[0], env("development", Healthy, Some(("r1", "1.0.0"))));
         assert_eq!(fixed.environments[1].phase, Idle);
         assert_eq!(fixed.summary.as_deref(), Some("development=Healthy staging=Idle"));
-        assert_eq!(cond(&fixed.conditions, ConditionType::Ready).last_transition_time, Time(t(100)));
+        assert_eq!(cond(&fixed.conditions, ConditionType::Ready).last_transition_time, Time(t(200)));
+        assert_eq!(cond(&fixed.conditions, ConditionType::Reconciling).last_transition_time, Time(t(100)));
         assert_eq!(cond(&fixed.conditions, ConditionType::Stalled).last_transition_time, Time(t(200)));
         assert!(fixed.conditions.iter().all(|c| c.observed_generation == Some(2)));
     }

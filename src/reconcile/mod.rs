@@ -1,6 +1,7 @@
 //! The shell around the core: observes objects, calls the pure core, writes status, emits Events.
 
 pub mod backoff;
+mod environment;
 pub mod pipeline;
 pub mod release;
 pub mod status;
@@ -31,6 +32,12 @@ pub enum Error {
     /// An object lacks a field the API server always sets.
     #[error("object has no {0}")]
     MissingField(&'static str),
+    /// Applying a release into an environment failed after its dry-run passed.
+    #[error("deploy failed: {0}")]
+    Deploy(#[from] crate::deploy::Error),
+    /// A release's artifact could not be read or rebuilt for now.
+    #[error("artifact unavailable: {0}")]
+    Artifact(String),
 }
 
 /// Result with a reconcile [`Error`].
@@ -43,6 +50,8 @@ impl Error {
             Self::Kube(kube::Error::Api(_)) => "api",
             Self::Kube(_) => "client",
             Self::MissingField(_) => "malformed_object",
+            Self::Deploy(_) => "deploy",
+            Self::Artifact(_) => "artifact",
         }
     }
 
@@ -52,6 +61,9 @@ impl Error {
             Self::Kube(kube::Error::Api(status)) => status.code == 429 || status.code == 409 || status.code >= 500,
             Self::Kube(_) => true,
             Self::MissingField(_) => false,
+            // A deployment in flight must finish: retry with backoff whatever the cause, so the
+            // environment never stays half-applied silently.
+            Self::Deploy(_) | Self::Artifact(_) => true,
         }
     }
 }
@@ -66,6 +78,8 @@ pub fn now() -> jiff::Timestamp {
 pub struct Context {
     /// Kubernetes client.
     pub client: Client,
+    /// The configuration `client` was built from (for impersonating ServiceAccounts).
+    pub kube_config: kube::Config,
     /// Event recorder (one per process; Events carry the controller name).
     pub recorder: Recorder,
     /// Metrics registry.
@@ -83,13 +97,20 @@ pub struct Context {
 impl Context {
     /// Builds the shared context; `instance` identifies this replica in Events. Fails when the
     /// artifact directory cannot be used.
-    pub fn new(client: Client, config: Arc<Config>, metrics: Arc<Metrics>, instance: String) -> std::io::Result<Self> {
+    pub fn new(
+        client: Client,
+        kube_config: kube::Config,
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+        instance: String,
+    ) -> std::io::Result<Self> {
         let reporter = Reporter { controller: "conveyor".into(), instance: Some(instance) };
         let store = Arc::new(Store::open(&config.artifact_dir)?);
         let mirrors = Arc::new(Mirrors::new(config.artifact_dir.join("git")));
         Ok(Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,
+            kube_config,
             metrics,
             config,
             backoff: backoff::Backoff::default(),
@@ -130,7 +151,7 @@ pub async fn check_crds(ctx: &Context) -> std::result::Result<(), String> {
 /// Runs both controllers until `shutdown` is cancelled; sets `ready` once their caches have synced.
 pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>, shutdown: CancellationToken) {
     let (release_controller, releases, mut pipelines_synced) = release::controller(ctx.clone(), shutdown.clone());
-    let (pipeline_controller, pipelines) = pipeline::controller(ctx.clone(), shutdown.clone());
+    let (pipeline_controller, pipelines) = pipeline::controller(ctx.clone(), releases.clone(), shutdown.clone());
     let started = ready.clone();
     let stop_readiness = shutdown.clone();
     let readiness = async move {

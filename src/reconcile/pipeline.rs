@@ -1,37 +1,78 @@
-//! Pipeline controller: validate → decide status → write status.
+//! Pipeline controller: observe → validate → plan (pure) → write status → execute → repeat
+//! while the plan moves on at once, then update each Release's journey.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, future};
-use kube::ResourceExt;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
 use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
-use super::{Context, Error, Result, status};
+use super::{Context, Error, Result, environment, status};
+use crate::api::pipeline::{EnvironmentPhase, PIPELINE_LABEL, PIPELINE_NAMESPACE_LABEL};
 use crate::api::{Pipeline, Release};
-use crate::core::status::pipeline_status;
+use crate::core::environments::{approvals, candidates, environment_specs, history_limit, paused};
+use crate::core::plan::{self, Input, Observation, namespace_allowed};
+use crate::core::status::{current_states, pipeline_status};
 use crate::core::validate::validate_pipeline;
 
 const CONTROLLER: &str = "pipeline";
-/// Periodic resync of valid objects.
+/// Periodic resync of settled pipelines.
 const RESYNC: Duration = Duration::from_secs(600);
+/// Plan-and-execute rounds in one reconcile: enough for every environment to settle what it
+/// observed, start a deployment and take its outcome; the rest waits for the next reconcile.
+const ROUNDS_PER_ENVIRONMENT: usize = 3;
+
+/// State the Pipeline reconciler reads besides the Pipeline itself.
+pub struct PipelineContext {
+    base: Arc<Context>,
+    releases: Store<Release>,
+}
 
 /// Builds the Pipeline controller; also returns its store for readiness.
-pub fn controller(ctx: Arc<Context>, shutdown: CancellationToken) -> (BoxFuture<'static, ()>, Store<Pipeline>) {
+///
+/// Besides its Pipelines it watches their Releases, the workloads it applied (labelled with
+/// the pipeline) so that health is seen as soon as it changes, and Namespaces (an opt-in
+/// label may arrive after the pipeline was refused).
+pub fn controller(
+    ctx: Arc<Context>,
+    releases: Store<Release>,
+    shutdown: CancellationToken,
+) -> (BoxFuture<'static, ()>, Store<Pipeline>) {
     let controller = Controller::new(ctx.watched_api::<Pipeline>(), watcher::Config::default());
     let store = controller.store();
+    let applied = || watcher::Config::default().labels(PIPELINE_LABEL);
+    let client = ctx.client.clone();
+    let targets = store.clone();
     let stream = controller
         // A Release change wakes its Pipeline.
         .watches(ctx.watched_api::<Release>(), watcher::Config::default(), |r: Release| {
             r.namespace().map(|ns| ObjectRef::new(&r.spec.pipeline).within(&ns))
         })
+        .watches(Api::<Deployment>::all(client.clone()), applied(), owner)
+        .watches(Api::<StatefulSet>::all(client.clone()), applied(), owner)
+        .watches(Api::<DaemonSet>::all(client.clone()), applied(), owner)
+        .watches(Api::<Namespace>::all(client), watcher::Config::default(), move |ns: Namespace| {
+            let name = ns.name_any();
+            targets
+                .state()
+                .into_iter()
+                .filter(|p| p.spec.environments.iter().any(|e| e.namespace == name))
+                .map(|p| ObjectRef::from_obj(p.as_ref()))
+                .collect::<Vec<_>>()
+        })
         .graceful_shutdown_on(shutdown.cancelled_owned())
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, error_policy, Arc::new(PipelineContext { base: ctx, releases }))
         .for_each(|res| {
             if let Err(e) = res {
                 tracing::debug!(error = %e, "pipeline controller event");
@@ -42,29 +83,130 @@ pub fn controller(ctx: Arc<Context>, shutdown: CancellationToken) -> (BoxFuture<
     (stream, store)
 }
 
-#[instrument(skip_all, fields(namespace = pipeline.namespace().unwrap_or_default(), name = pipeline.name_any()))]
-async fn reconcile(pipeline: Arc<Pipeline>, ctx: Arc<Context>) -> Result<Action> {
-    let _timer = ctx.metrics.reconcile_timer(CONTROLLER);
-    let ns = pipeline.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
+/// The Pipeline that applied a workload, from the labels Conveyor put on it.
+fn owner<K: Resource>(obj: K) -> Option<ObjectRef<Pipeline>> {
+    let labels = obj.meta().labels.as_ref()?;
+    Some(ObjectRef::new(labels.get(PIPELINE_LABEL)?).within(labels.get(PIPELINE_NAMESPACE_LABEL)?))
+}
 
+#[instrument(skip_all, fields(namespace = cached.namespace().unwrap_or_default(), name = cached.name_any()))]
+async fn reconcile(cached: Arc<Pipeline>, ctx: Arc<PipelineContext>) -> Result<Action> {
+    let base = &ctx.base;
+    let _timer = base.metrics.reconcile_timer(CONTROLLER);
+    let ns = cached.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
+    let api = Api::<Pipeline>::namespaced(base.client.clone(), &ns);
+    // Read afresh: the cache may not hold the status written by the previous reconcile yet, and
+    // planning from an older status would repeat steps already taken.
+    let Some(mut pipeline) = api.get_opt(&cached.name_any()).await? else { return Ok(Action::await_change()) };
+
+    // Validate (pure).
     let problems = validate_pipeline(&pipeline.spec);
-    let new_status = pipeline_status(&pipeline, &problems, super::now());
+    if !problems.is_empty() {
+        let new_status = pipeline_status(&pipeline, &problems, None, super::now());
+        let before = pipeline.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
+        status::apply(&api, &pipeline, pipeline.status.as_ref(), &new_status).await?;
+        status::event_on_stall(base, &pipeline, &before, &new_status.conditions).await;
+        return Ok(Action::await_change());
+    }
 
-    let api = kube::Api::<Pipeline>::namespaced(ctx.client.clone(), &ns);
-    let before = pipeline.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
-    status::apply(&api, pipeline.as_ref(), pipeline.status.as_ref(), &new_status).await?;
-    status::event_on_stall(&ctx, pipeline.as_ref(), before, &new_status.conditions).await;
-    ctx.backoff.reset(&key(&pipeline));
+    // Observe what does not change within this reconcile.
+    let name = pipeline.name_any();
+    let specs = environment_specs(&pipeline.spec, base.config.validation_timeout);
+    let annotations = pipeline.metadata.annotations.clone().unwrap_or_default();
+    let approvals = approvals(&annotations);
+    let releases: Vec<Arc<Release>> =
+        ctx.releases.state().into_iter().filter(|r| r.namespace().as_deref() == Some(&ns)).collect();
+    let candidates = candidates(&name, releases.iter().map(AsRef::as_ref));
+    let allowed = allowed_namespaces(base, &ns, &specs).await?;
+    let limit = history_limit(&pipeline.spec);
 
-    Ok(if problems.is_empty() { Action::requeue(RESYNC) } else { Action::await_change() })
+    let mut state = current_states(&pipeline);
+    let mut observed = vec![Observation::default(); specs.len()];
+    let mut requeue = None;
+    for _ in 0..ROUNDS_PER_ENVIRONMENT * specs.len() + 1 {
+        for (i, env) in pipeline.spec.environments.iter().enumerate() {
+            let checking = matches!(state[i].phase, EnvironmentPhase::Verifying | EnvironmentPhase::Soaking);
+            if checking && observed[i].health.is_none() {
+                observed[i].health = Some(environment::health(base, env, &state[i]).await?);
+            }
+        }
+        let plan = plan::plan(&Input {
+            environments: &specs,
+            allowed: &allowed,
+            paused: paused(&annotations),
+            approvals: &approvals,
+            releases: &candidates,
+            state: &state,
+            observed: &observed,
+            history_limit: limit,
+            now: super::now(),
+        });
+
+        // Write status before acting on it: a restart then resumes the same deployment.
+        let new_status = pipeline_status(&pipeline, &[], Some(&plan.state), super::now());
+        status::apply(&api, &pipeline, pipeline.status.as_ref(), &new_status).await?;
+        pipeline.status = Some(new_status);
+        state = plan.state;
+        requeue = plan.requeue;
+        observed = vec![Observation::default(); specs.len()];
+
+        let mut deployed = false;
+        for action in plan.actions {
+            match action {
+                plan::Action::Event(e) => {
+                    let type_ = if e.warning { EventType::Warning } else { EventType::Normal };
+                    status::publish(base, &pipeline, type_, e.reason, &e.message, "Deploy").await;
+                }
+                plan::Action::Deploy { environment: i, release, id } => {
+                    tracing::info!(environment = %specs[i].name, %release, %id, "deploying");
+                    let outcome = environment::deploy(base, &pipeline, i, &state[i], &release, &releases).await?;
+                    observed[i].deploy = Some(outcome);
+                    deployed = true;
+                }
+            }
+        }
+        if !deployed && requeue != Some(Duration::ZERO) {
+            break;
+        }
+    }
+
+    environment::write_journeys(base, &pipeline, &specs, &state, &releases).await?;
+    base.backoff.reset(&key(&pipeline));
+    Ok(match requeue {
+        // Rounds ran out with more to do at once: come back shortly.
+        Some(Duration::ZERO) => Action::requeue(Duration::from_secs(1)),
+        Some(after) => Action::requeue(after),
+        None => Action::requeue(RESYNC),
+    })
+}
+
+/// Per environment, whether the pipeline may deploy into its namespace (a namespace that does
+/// not exist does not allow it, unless it is the pipeline's own).
+async fn allowed_namespaces(ctx: &Context, ns: &str, specs: &[plan::EnvironmentSpec]) -> Result<Vec<bool>> {
+    let api = Api::<Namespace>::all(ctx.client.clone());
+    let mut labels: BTreeMap<&str, Option<BTreeMap<String, String>>> = BTreeMap::new();
+    for env in specs {
+        if env.namespace != ns && !labels.contains_key(env.namespace.as_str()) {
+            let found = api.get_opt(&env.namespace).await?;
+            labels.insert(&env.namespace, found.and_then(|n| n.metadata.labels));
+        }
+    }
+    Ok(specs
+        .iter()
+        .map(|env| namespace_allowed(ns, &env.namespace, labels.get(env.namespace.as_str()).and_then(Option::as_ref)))
+        .collect())
 }
 
 fn key(pipeline: &Pipeline) -> String {
     format!("Pipeline/{}/{}", pipeline.namespace().unwrap_or_default(), pipeline.name_any())
 }
 
-fn error_policy(pipeline: Arc<Pipeline>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile_error(CONTROLLER, error.kind());
+fn error_policy(pipeline: Arc<Pipeline>, error: &Error, ctx: Arc<PipelineContext>) -> Action {
+    ctx.base.metrics.reconcile_error(CONTROLLER, error.kind());
     tracing::warn!(error = %error, pipeline = %key(&pipeline), "reconcile failed");
-    if error.is_transient() { Action::requeue(ctx.backoff.next_delay(&key(&pipeline))) } else { Action::await_change() }
+    if error.is_transient() {
+        Action::requeue(ctx.base.backoff.next_delay(&key(&pipeline)))
+    } else {
+        Action::await_change()
+    }
 }

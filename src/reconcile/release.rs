@@ -21,7 +21,7 @@ use crate::api::release::{Artifact, ReleasePhase};
 use crate::api::types::{Digest, Version};
 use crate::api::{Pipeline, Reason, Release};
 use crate::core::notes::{MAX_NOTES_BYTES, truncate_at_char_boundary};
-use crate::core::release::{Outcome, Step, immutability_problems, next_step, packaged_spec, release_status};
+use crate::core::release::{Outcome, Step, immutability_problems, next_step, own_part, packaged_spec, release_status};
 use crate::core::validate::{ReleaseNeighbours, displaced_duplicates, validate_release};
 use crate::packaging;
 use crate::source::{Credentials, Reference};
@@ -146,7 +146,8 @@ async fn reconcile(release: Arc<Release>, ctx: Arc<ReleaseContext>) -> Result<Ac
     // Write status once, then tell people about transitions.
     let api = kube::Api::<Release>::namespaced(ctx.base.client.clone(), &ns);
     let before = release.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
-    status::apply(&api, release.as_ref(), release.status.as_ref(), &new_status).await?;
+    let written = release.status.as_ref().map(own_part);
+    status::apply(&api, release.as_ref(), written.as_ref(), &new_status).await?;
     status::event_on_stall(&ctx.base, release.as_ref(), before, &new_status.conditions).await;
     if let Some(Outcome::Packaged { artifact, commit, .. }) = &outcome
         && release.status.as_ref().and_then(|s| s.artifact.as_ref()) != Some(artifact)
@@ -185,7 +186,7 @@ async fn package(release: &Release, ns: &str, others: &[&Release], ctx: &Release
     let previous = previous_commit(release, others);
     let notes = release.spec.notes.clone().filter(|n| !n.trim().is_empty());
     let version = release.spec.version.clone();
-    run_packaging(release, ns, ctx, reference, None, move |repo, packaged| match notes {
+    run_packaging(release, ns, &ctx.base, reference, None, move |repo, packaged| match notes {
         // Notes written in the spec are cut to the same bound as generated ones.
         Some(notes) => Ok(truncate_at_char_boundary(notes, MAX_NOTES_BYTES)),
         None => packaging::notes(repo, &version, previous, packaged.commit),
@@ -195,13 +196,25 @@ async fn package(release: &Release, ns: &str, others: &[&Release], ctx: &Release
 
 /// Checks that the recorded artifact is in the store; rebuilds it at the recorded commit if not.
 async fn verify(release: &Release, ns: &str, commit: &str, digest: &str, ctx: &ReleaseContext) -> Outcome {
+    rebuild_if_missing(release, ns, commit, digest, &ctx.base).await
+}
+
+/// Makes sure the artifact `digest` of `release` is in the store: when it is missing, rebuilds
+/// it from git at `commit` and keeps it only if the digest matches (one Event says so).
+pub(super) async fn rebuild_if_missing(
+    release: &Release,
+    ns: &str,
+    commit: &str,
+    digest: &str,
+    ctx: &Context,
+) -> Outcome {
     let Ok(digest) = Digest::parse(digest) else {
         return Outcome::Failed {
             reason: Reason::DigestMismatch,
             message: format!("status.artifact.digest `{digest}` is not a sha256 digest"),
         };
     };
-    if ctx.base.store.contains(&digest) {
+    if ctx.store.contains(&digest) {
         return Outcome::Verified;
     }
     tracing::info!(%digest, "artifact missing from the store; rebuilding it from git");
@@ -214,7 +227,7 @@ async fn verify(release: &Release, ns: &str, commit: &str, digest: &str, ctx: &R
         Outcome::Packaged { .. } => {
             let note =
                 format!("artifact {digest} was missing from the store; rebuilt from commit {commit}, digest verified");
-            status::publish(&ctx.base, release, EventType::Normal, "ArtifactRebuilt", &note, "Package").await;
+            status::publish(ctx, release, EventType::Normal, "ArtifactRebuilt", &note, "Package").await;
             Outcome::Verified
         }
         other => other,
@@ -225,7 +238,7 @@ async fn verify(release: &Release, ns: &str, commit: &str, digest: &str, ctx: &R
 async fn run_packaging(
     release: &Release,
     ns: &str,
-    ctx: &ReleaseContext,
+    ctx: &Context,
     reference: Reference,
     expected: Option<Digest>,
     notes: impl FnOnce(&git2::Repository, &packaging::Packaged) -> Result<String, packaging::Error> + Send + 'static,
@@ -237,13 +250,13 @@ async fn run_packaging(
     };
     let credentials = match &git.secret_ref {
         None => None,
-        Some(secret) => match credentials(&ctx.base.client, ns, &secret.name).await {
+        Some(secret) => match credentials(&ctx.client, ns, &secret.name).await {
             Ok(c) => Some(c),
             Err(outcome) => return outcome,
         },
     };
-    let (mirrors, store) = (ctx.base.mirrors.clone(), ctx.base.store.clone());
-    let (limits, timeout) = (ctx.base.config.package_limits, ctx.base.config.git_timeout);
+    let (mirrors, store) = (ctx.mirrors.clone(), ctx.store.clone());
+    let (limits, timeout) = (ctx.config.package_limits, ctx.config.git_timeout);
     let path = source.path.unwrap_or_default();
     let url = git.url.trim().to_owned();
     let job = tokio::task::spawn_blocking(move || -> Result<(packaging::Packaged, String), packaging::Error> {
@@ -288,7 +301,7 @@ async fn run_packaging(
         Outcome::Failed { .. } => ("failed", None),
         _ => ("retrying", None),
     };
-    ctx.base.metrics.packaging(result, started.elapsed().as_secs_f64(), bytes);
+    ctx.metrics.packaging(result, started.elapsed().as_secs_f64(), bytes);
     if let Outcome::Failed { reason, message } | Outcome::Retrying { reason, message } = &outcome {
         tracing::info!(%reason, %message, "packaging did not succeed");
     }

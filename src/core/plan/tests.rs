@@ -170,6 +170,7 @@ fn a_release_walks_every_environment_in_order() {
         if i < 2 {
             // Promoted in the same round, once healthy.
             assert_eq!(deploys(&plan), [(i + 1, "app-1.0.0")]);
+            assert_eq!(events(&plan), ["Healthy", "Promoting"]);
             assert_eq!(w.state[i + 1].current.as_ref().unwrap().started_at, t(10 * i as i64 + 5));
         } else {
             assert_eq!(deploys(&plan), []);

@@ -1,0 +1,155 @@
+//! The Pipeline controller's I/O per environment: observe health, deploy a release (artifact
+//! from the store, rebuilt from git when missing), and write each Release's journey.
+
+use std::sync::Arc;
+
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+
+use super::release::rebuild_if_missing;
+use super::{Context, Error, Result};
+use crate::api::pipeline::Environment;
+use crate::api::types::Digest;
+use crate::api::{JOURNEY_MANAGER, Pipeline, Release};
+use crate::artifact::{Object, parse_file, read_archive};
+use crate::checks::workloads::workloads_health;
+use crate::core::environments::{furthest, journey};
+use crate::core::plan::{DeployOutcome, EnvironmentSpec, EnvironmentState, Health};
+use crate::core::release::Outcome;
+use crate::deploy::{self, Target};
+
+/// The health of the release running in `env` (workload readiness; HTTP and Prometheus checks
+/// come with the health-check work).
+pub async fn health(ctx: &Context, env: &Environment, state: &EnvironmentState) -> Result<Health> {
+    let workloads = env.health_checks.as_ref().and_then(|c| c.workloads).unwrap_or(true);
+    if !workloads {
+        return Ok(Health::Ready);
+    }
+    match tokio::time::timeout(HEALTH_READ_TIMEOUT, workloads_health(&ctx.client, &state.inventory)).await {
+        Ok(health) => Ok(health?),
+        // Unknown is not unhealthy: the environment's own timeout decides; look again soon.
+        Err(_) => Ok(Health::Progressing(format!(
+            "workload status could not be read within {}",
+            humantime::format_duration(HEALTH_READ_TIMEOUT)
+        ))),
+    }
+}
+
+/// Deadline for reading the workloads' status in one round.
+const HEALTH_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Renders and applies `release` into environment `index` of `pipeline`; `state` is the
+/// environment's state (its inventory is what the previous release applied, to prune).
+pub async fn deploy(
+    ctx: &Context,
+    pipeline: &Pipeline,
+    index: usize,
+    state: &EnvironmentState,
+    release: &str,
+    releases: &[Arc<Release>],
+) -> Result<DeployOutcome> {
+    let ns = pipeline.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
+    let env = &pipeline.spec.environments[index];
+    let Some(found) = releases.iter().find(|r| r.name_any() == release) else {
+        return Ok(DeployOutcome::Rejected { reason: format!("Release {release} no longer exists") });
+    };
+    let objects = match artifact_objects(ctx, found, &ns).await? {
+        Ok(objects) => objects,
+        Err(reason) => return Ok(DeployOutcome::Rejected { reason }),
+    };
+    let client = match &env.service_account_name {
+        Some(sa) => deploy::impersonating(&ctx.kube_config, &env.namespace, sa)?,
+        None => ctx.client.clone(),
+    };
+    let name = pipeline.name_any();
+    let target = Target {
+        pipeline: &name,
+        pipeline_namespace: &ns,
+        environment: &env.name,
+        namespace: &env.namespace,
+        release,
+        version: &found.spec.version,
+        allow_cluster_scoped: ctx.config.allow_cluster_scoped,
+    };
+    Ok(deploy::deploy(&client, &objects, &target, &state.inventory).await?)
+}
+
+/// The objects of a release's artifact: from the store, or rebuilt from git at the recorded
+/// commit when the store lost it. `Ok(Err(reason))` when the artifact can never be had.
+async fn artifact_objects(ctx: &Context, release: &Release, ns: &str) -> Result<Result<Vec<Object>, String>> {
+    let status = release.status.as_ref();
+    let (Some(commit), Some(artifact)) =
+        (status.and_then(|s| s.commit.as_ref()), status.and_then(|s| s.artifact.as_ref()))
+    else {
+        return Ok(Err(format!("Release {} has no packaged artifact", release.name_any())));
+    };
+    match rebuild_if_missing(release, ns, commit, &artifact.digest, ctx).await {
+        Outcome::Verified => {}
+        Outcome::Retrying { message, .. } => return Err(Error::Artifact(message)),
+        Outcome::Failed { message, .. } => return Ok(Err(message)),
+        other => return Err(Error::Artifact(format!("unexpected outcome {other:?}"))),
+    }
+    let digest = Digest::parse(&artifact.digest).map_err(|e| Error::Artifact(e.to_string()))?;
+    let (store, max_nodes) = (ctx.store.clone(), ctx.config.package_limits.max_yaml_nodes);
+    let read = tokio::task::spawn_blocking(move || -> Result<Result<Vec<Object>, String>, String> {
+        let bytes = match store.read(&digest) {
+            Ok(bytes) => bytes,
+            Err(e) if e.is_transient() => return Err(e.to_string()),
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        let files = read_archive(&bytes).map_err(|e| format!("artifact {digest} cannot be read: {e}"))?;
+        let mut objects = Vec::new();
+        for file in &files {
+            match parse_file(file, max_nodes) {
+                Ok(found) => objects.extend(found),
+                Err(e) => return Ok(Err(e.to_string())),
+            }
+        }
+        Ok(Ok(objects))
+    });
+    match read.await {
+        Ok(Ok(objects)) => Ok(objects),
+        Ok(Err(message)) => Err(Error::Artifact(message)),
+        Err(join) => Err(Error::Artifact(format!("reading the artifact failed: {join}"))),
+    }
+}
+
+/// Writes each Release's journey through the environments where it changed, with its own
+/// field manager (the Release controller owns the rest of the Release status).
+pub async fn write_journeys(
+    ctx: &Context,
+    pipeline: &Pipeline,
+    specs: &[EnvironmentSpec],
+    states: &[EnvironmentState],
+    releases: &[Arc<Release>],
+) -> Result<()> {
+    let name = pipeline.name_any();
+    for release in releases {
+        if release.spec.pipeline != name {
+            continue;
+        }
+        let recorded = release.status.as_ref().map(|s| s.environments.as_slice()).unwrap_or_default();
+        let steps = journey(&release.name_any(), specs, states, recorded);
+        if steps.as_slice() == recorded || steps.is_empty() {
+            continue;
+        }
+        let mut status = serde_json::json!({ "environments": steps });
+        if let Some(environment) = furthest(&steps) {
+            status["environment"] = environment.into();
+        }
+        let patch = serde_json::json!({
+            "apiVersion": Release::api_version(&()),
+            "kind": Release::kind(&()),
+            "status": status,
+        });
+        let api = Api::<Release>::namespaced(ctx.client.clone(), &release.namespace().unwrap_or_default());
+        let params = PatchParams::apply(JOURNEY_MANAGER).force();
+        match api.patch_status(&release.name_any(), &params, &Patch::Apply(&patch)).await {
+            Ok(_) => {}
+            // Deleted meanwhile: nothing to record.
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}

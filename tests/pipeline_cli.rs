@@ -1,0 +1,303 @@
+//! `conveyor approve`, `pause` and `resume` end to end: the real binary against the real API
+//! server, each test in its own namespace. No controller runs: these commands only record gates
+//! as annotations on the Pipeline, and the tests read them back through the API.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use conveyor::api::{Pipeline, Release};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+const PAUSED: &str = "conveyor.dev/paused";
+
+/// One run of the binary.
+struct Run {
+    success: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(out: Output) -> Self {
+        Self {
+            success: out.status.success(),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        }
+    }
+}
+
+impl Run {
+    #[track_caller]
+    fn ok(self) -> Self {
+        assert!(self.success, "conveyor failed:\n{}{}", self.stdout, self.stderr);
+        self
+    }
+
+    /// Asserts a non-zero exit with one error line on stderr containing every one of `texts`.
+    #[track_caller]
+    fn fails_with(self, texts: &[&str]) {
+        assert!(!self.success, "conveyor succeeded but should not have:\n{}", self.stdout);
+        assert!(self.stdout.is_empty(), "nothing goes to stdout on failure: {}", self.stdout);
+        for text in texts {
+            assert!(self.stderr.contains(text), "{text:?} missing in:\n{}", self.stderr);
+        }
+    }
+}
+
+/// Runs `conveyor <args>` with the test cluster's kubeconfig and no inherited Conveyor settings.
+fn conveyor(args: &[&str]) -> Run {
+    conveyor_with(support::kubeconfig(), args)
+}
+
+fn conveyor_with(kubeconfig: &Path, args: &[&str]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_conveyor"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CONVEYOR_") {
+            cmd.env_remove(key);
+        }
+    }
+    Run::from(cmd.env("KUBECONFIG", kubeconfig).args(args).output().unwrap())
+}
+
+/// A namespace with the CRDs installed, Pipeline `checkout` (development Automatic, staging and
+/// production Manual, and an annotation of the user's own) and Releases checkout-2.4.0 and
+/// checkout-2.4.1, not packaged (no controller runs).
+async fn setup(prefix: &str) -> (Api<Pipeline>, String) {
+    let client = support::client().await;
+    support::install_crds(&client).await;
+    let ns = support::namespace(&client, prefix).await;
+    let pipeline: Pipeline = serde_norway::from_str(&format!(
+        r#"
+apiVersion: conveyor.dev/v1alpha1
+kind: Pipeline
+metadata:
+  name: checkout
+  annotations: {{ team: payments }}
+spec:
+  environments:
+    - {{ name: development, namespace: {ns}, approval: Automatic }}
+    - {{ name: staging, namespace: {ns}-staging, approval: Manual }}
+    - {{ name: production, namespace: {ns}-prod, approval: Manual }}
+"#
+    ))
+    .unwrap();
+    let pipelines: Api<Pipeline> = Api::namespaced(client.clone(), &ns);
+    pipelines.create(&PostParams::default(), &pipeline).await.unwrap();
+    let releases: Api<Release> = Api::namespaced(client, &ns);
+    for version in ["2.4.0", "2.4.1"] {
+        let release: Release = serde_norway::from_str(&format!(
+            r#"
+apiVersion: conveyor.dev/v1alpha1
+kind: Release
+metadata: {{ name: checkout-{version} }}
+spec:
+  pipeline: checkout
+  version: {version}
+  source:
+    git: {{ url: "https://git.example.com/shop/checkout.git", ref: {{ tag: v{version} }} }}
+    path: deploy
+"#
+        ))
+        .unwrap();
+        releases.create(&PostParams::default(), &release).await.unwrap();
+    }
+    (pipelines, ns)
+}
+
+async fn annotations(pipelines: &Api<Pipeline>) -> BTreeMap<String, String> {
+    pipelines.get("checkout").await.unwrap().metadata.annotations.unwrap_or_default()
+}
+
+/// Pipeline status as the controller would write it: `release` awaits approval in production.
+async fn await_approval(pipelines: &Api<Pipeline>, release: &str) {
+    let status = json!({"status": {"environments": [
+        {"name": "production", "phase": "AwaitingApproval", "awaitingApproval": release}
+    ]}});
+    pipelines.patch_status("checkout", &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+}
+
+#[tokio::test]
+async fn pause_and_resume_record_the_annotation() {
+    let (pipelines, ns) = setup("cli-pause").await;
+
+    let run = conveyor(&["pause", "checkout", "-n", &ns]).ok();
+    assert_eq!(
+        run.stdout,
+        format!(
+            "paused pipeline checkout (namespace {ns}): no new deployment starts until 'conveyor resume checkout -n {ns}'; deployments in flight finish\n"
+        )
+    );
+    let paused = annotations(&pipelines).await;
+    assert_eq!(paused.get(PAUSED).map(String::as_str), Some("true"));
+    assert_eq!(paused.get("team").map(String::as_str), Some("payments"), "the user's annotation stays");
+
+    // Again: succeeds, says so, changes nothing.
+    let version = pipelines.get("checkout").await.unwrap().metadata.resource_version;
+    let run = conveyor(&["pause", "checkout", "--namespace", &ns]).ok();
+    assert!(run.stdout.contains("was already paused; nothing changed"), "{}", run.stdout);
+    assert_eq!(pipelines.get("checkout").await.unwrap().metadata.resource_version, version);
+
+    let run = conveyor(&["resume", "checkout", "-n", &ns]).ok();
+    assert_eq!(run.stdout, format!("resumed pipeline checkout (namespace {ns}): new deployments may start again\n"));
+    let resumed = annotations(&pipelines).await;
+    assert!(!resumed.contains_key(PAUSED), "{resumed:?}");
+    assert_eq!(resumed.get("team").map(String::as_str), Some("payments"));
+
+    let run = conveyor(&["resume", "checkout", "-n", &ns]).ok();
+    assert!(run.stdout.contains("was not paused; nothing changed"), "{}", run.stdout);
+}
+
+#[tokio::test]
+async fn the_namespace_defaults_to_the_kubeconfig_context() {
+    let (pipelines, ns) = setup("cli-context").await;
+    // A copy of the test kubeconfig whose current context names the test namespace.
+    let mut config: serde_json::Value =
+        serde_norway::from_str(&std::fs::read_to_string(support::kubeconfig()).unwrap()).unwrap();
+    let current = config["current-context"].as_str().unwrap().to_owned();
+    let contexts = config["contexts"].as_array_mut().unwrap();
+    let context = contexts.iter_mut().find(|c| c["name"] == current.as_str()).unwrap();
+    context["context"]["namespace"] = json!(ns);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, serde_norway::to_string(&config).unwrap()).unwrap();
+
+    let run = conveyor_with(&kubeconfig, &["pause", "checkout"]).ok();
+    assert!(run.stdout.contains(&format!("(namespace {ns})")), "{}", run.stdout);
+    assert_eq!(annotations(&pipelines).await.get(PAUSED).map(String::as_str), Some("true"));
+}
+
+#[tokio::test]
+async fn approve_records_the_named_release_per_environment() {
+    let (pipelines, ns) = setup("cli-approve").await;
+    conveyor(&["pause", "checkout", "-n", &ns]).ok();
+
+    let run = conveyor(&["approve", "checkout", "production", "--release", "checkout-2.4.0", "-n", &ns]).ok();
+    assert!(
+        run.stdout
+            .starts_with(&format!("approved checkout-2.4.0 to enter production of pipeline checkout (namespace {ns})")),
+        "{}",
+        run.stdout
+    );
+    // The pipeline is paused, and the line says what that means for the approval.
+    assert!(run.stdout.contains("the pipeline is paused"), "{}", run.stdout);
+    assert_eq!(
+        annotations(&pipelines).await.get("approve.conveyor.dev/production").map(String::as_str),
+        Some("checkout-2.4.0")
+    );
+
+    // A version resolves to the Release's name and replaces the environment's approval.
+    let run = conveyor(&["approve", "checkout", "production", "--release", "2.4.1", "-n", &ns]).ok();
+    assert!(run.stdout.contains("approved checkout-2.4.1 to enter production"), "{}", run.stdout);
+    assert!(run.stdout.contains("replacing the approval of checkout-2.4.0"), "{}", run.stdout);
+
+    // An approval for another environment leaves this one, the pause and the user's annotation alone.
+    conveyor(&["approve", "checkout", "staging", "--release", "v2.4.1", "-n", &ns]).ok();
+    let all = annotations(&pipelines).await;
+    let expected: BTreeMap<String, String> = [
+        ("approve.conveyor.dev/production", "checkout-2.4.1"),
+        ("approve.conveyor.dev/staging", "checkout-2.4.1"),
+        (PAUSED, "true"),
+        ("team", "payments"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    assert_eq!(all, expected);
+
+    // Approving again is a success that changes nothing.
+    let version = pipelines.get("checkout").await.unwrap().metadata.resource_version;
+    let run = conveyor(&["approve", "checkout", "staging", "--release", "checkout-2.4.1", "-n", &ns]).ok();
+    assert!(run.stdout.contains("was already approved"), "{}", run.stdout);
+    assert_eq!(pipelines.get("checkout").await.unwrap().metadata.resource_version, version);
+
+    // Written by merge patch under the CLI's own field manager (not server-side apply).
+    let managed = pipelines.get("checkout").await.unwrap().metadata.managed_fields.unwrap_or_default();
+    let cli =
+        managed.iter().find(|m| m.manager.as_deref() == Some("conveyor-cli")).expect("conveyor-cli manages fields");
+    assert_eq!(cli.operation.as_deref(), Some("Update"));
+}
+
+#[tokio::test]
+async fn approve_without_release_takes_the_awaited_one() {
+    let (pipelines, ns) = setup("cli-awaited").await;
+
+    conveyor(&["approve", "checkout", "production", "-n", &ns])
+        .fails_with(&["no release is awaiting approval in environment production", "--release"]);
+    assert!(!annotations(&pipelines).await.contains_key("approve.conveyor.dev/production"));
+
+    await_approval(&pipelines, "checkout-2.4.0").await;
+    let run = conveyor(&["approve", "checkout", "production", "-n", &ns]).ok();
+    assert_eq!(
+        run.stdout,
+        format!(
+            "approved checkout-2.4.0 to enter production of pipeline checkout (namespace {ns}); the controller deploys it to production next\n"
+        )
+    );
+    assert_eq!(
+        annotations(&pipelines).await.get("approve.conveyor.dev/production").map(String::as_str),
+        Some("checkout-2.4.0")
+    );
+}
+
+#[tokio::test]
+async fn refusals_name_the_fix_and_change_nothing() {
+    let (pipelines, ns) = setup("cli-refuse").await;
+    await_approval(&pipelines, "checkout-2.4.0").await;
+    let before = pipelines.get("checkout").await.unwrap().metadata;
+
+    conveyor(&["approve", "checkout", "prod", "-n", &ns]).fails_with(&[
+        "pipeline checkout has no environment `prod`",
+        "its environments are: development, staging, production",
+    ]);
+    conveyor(&["approve", "checkout", "development", "--release", "2.4.1", "-n", &ns])
+        .fails_with(&["approval Automatic", "nothing to approve"]);
+    conveyor(&["approve", "shop", "production", "-n", &ns])
+        .fails_with(&[&format!("no Pipeline `shop` in namespace {ns}"), "-n/--namespace"]);
+    conveyor(&["pause", "shop", "-n", &ns]).fails_with(&["no Pipeline `shop`"]);
+    conveyor(&["resume", "shop", "-n", &ns]).fails_with(&["no Pipeline `shop`"]);
+    conveyor(&["approve", "checkout", "production", "--release", "9.9.9", "-n", &ns]).fails_with(&[
+        "no Release `9.9.9` of pipeline checkout",
+        "pass one of: checkout-2.4.1 (2.4.1), checkout-2.4.0 (2.4.0)",
+    ]);
+    conveyor(&["approve", "checkout", "production", "--release", "checkout-9.9.9", "-n", &ns])
+        .fails_with(&["no Release `checkout-9.9.9`"]);
+
+    let after = pipelines.get("checkout").await.unwrap().metadata;
+    assert_eq!(after.annotations, before.annotations);
+    assert_eq!(after.resource_version, before.resource_version, "nothing was written");
+}
+
+#[tokio::test]
+async fn dry_run_changes_nothing() {
+    let (pipelines, ns) = setup("cli-dry-run").await;
+    await_approval(&pipelines, "checkout-2.4.0").await;
+    let before = pipelines.get("checkout").await.unwrap().metadata;
+
+    let run = conveyor(&["pause", "checkout", "-n", &ns, "--dry-run"]).ok();
+    assert_eq!(
+        run.stdout,
+        format!(
+            "dry run: would pause pipeline checkout (namespace {ns}) by setting conveyor.dev/paused=true; nothing changed\n"
+        )
+    );
+    let run = conveyor(&["approve", "checkout", "production", "-n", &ns, "--dry-run"]).ok();
+    assert!(run.stdout.starts_with("dry run: would approve checkout-2.4.0 to enter production"), "{}", run.stdout);
+    conveyor(&["approve", "checkout", "staging", "--release", "2.4.1", "-n", &ns, "--dry-run"]).ok();
+    // A dry run refuses what a real run would.
+    conveyor(&["approve", "checkout", "development", "-n", &ns, "--dry-run"]).fails_with(&["nothing to approve"]);
+
+    let after = pipelines.get("checkout").await.unwrap().metadata;
+    assert_eq!(after.annotations, before.annotations);
+    assert_eq!(after.resource_version, before.resource_version);
+
+    // Resuming for real, then a dry-run resume of a paused pipeline leaves it paused.
+    conveyor(&["pause", "checkout", "-n", &ns]).ok();
+    let run = conveyor(&["resume", "checkout", "-n", &ns, "--dry-run"]).ok();
+    assert!(run.stdout.starts_with("dry run: would resume"), "{}", run.stdout);
+    assert_eq!(annotations(&pipelines).await.get(PAUSED).map(String::as_str), Some("true"));
+}
