@@ -151,7 +151,7 @@ pub async fn check_crds(ctx: &Context) -> std::result::Result<(), String> {
 /// Runs both controllers until `shutdown` is cancelled; sets `ready` once their caches have synced.
 pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>, shutdown: CancellationToken) {
     let (release_controller, releases, mut pipelines_synced) = release::controller(ctx.clone(), shutdown.clone());
-    let (pipeline_controller, pipelines) = pipeline::controller(ctx.clone(), releases.clone(), shutdown.clone());
+    let (pipeline_controller, pipelines) = pipeline::controller(ctx.clone(), shutdown.clone());
     let started = ready.clone();
     let stop_readiness = shutdown.clone();
     let readiness = async move {

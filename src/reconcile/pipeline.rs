@@ -12,8 +12,8 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use tokio_util::sync::CancellationToken;
 use tracing::instrument;
@@ -41,24 +41,32 @@ pub struct PipelineContext {
 
 /// Builds the Pipeline controller; also returns its store for readiness.
 ///
-/// Besides its Pipelines it watches their Releases, the workloads it applied (labelled with
-/// the pipeline) so that health is seen as soon as it changes, and Namespaces (an opt-in
-/// label may arrive after the pipeline was refused).
-pub fn controller(
-    ctx: Arc<Context>,
-    releases: Store<Release>,
-    shutdown: CancellationToken,
-) -> (BoxFuture<'static, ()>, Store<Pipeline>) {
+/// Besides its Pipelines it watches their Releases (through its own cache, updated before the
+/// Pipeline is woken, so a reconcile never misses the release that woke it), the workloads it
+/// applied (labelled with the pipeline) so that health is seen as soon as it changes, and
+/// Namespaces (an opt-in label may arrive after the pipeline was refused).
+pub fn controller(ctx: Arc<Context>, shutdown: CancellationToken) -> (BoxFuture<'static, ()>, Store<Pipeline>) {
+    let (releases, writer) = reflector::store::<Release>();
+    let release_changes = watcher(ctx.watched_api::<Release>(), watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects()
+        .filter_map(|r| {
+            future::ready(match r {
+                Ok(r) => r.namespace().map(|ns| ObjectRef::new(&r.spec.pipeline).within(&ns)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Release watch failed; retrying with backoff");
+                    None
+                }
+            })
+        });
     let controller = Controller::new(ctx.watched_api::<Pipeline>(), watcher::Config::default());
     let store = controller.store();
     let applied = || watcher::Config::default().labels(PIPELINE_LABEL);
     let client = ctx.client.clone();
     let targets = store.clone();
     let stream = controller
-        // A Release change wakes its Pipeline.
-        .watches(ctx.watched_api::<Release>(), watcher::Config::default(), |r: Release| {
-            r.namespace().map(|ns| ObjectRef::new(&r.spec.pipeline).within(&ns))
-        })
+        .reconcile_on(release_changes)
         .watches(Api::<Deployment>::all(client.clone()), applied(), owner)
         .watches(Api::<StatefulSet>::all(client.clone()), applied(), owner)
         .watches(Api::<DaemonSet>::all(client.clone()), applied(), owner)
