@@ -133,14 +133,20 @@ impl World {
     /// Waits until an Event with `reason` is recorded on the Pipeline (Events are published
     /// after the status write that they describe).
     async fn event(&self, reason: &str) -> Event {
+        self.event_saying(reason, "").await
+    }
+
+    /// Waits until an Event with `reason` whose note contains `words` is on the Pipeline.
+    async fn event_saying(&self, reason: &str, words: &str) -> Event {
         let events: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
-        support::poll(&format!("a {reason} Event on the Pipeline"), support::DEADLINE, || {
+        support::poll(&format!("a {reason} Event on the Pipeline saying {words:?}"), support::DEADLINE, || {
             let events = events.clone();
             async move {
                 let list = events.list(&ListParams::default()).await.ok()?;
                 list.items.into_iter().find(|e| {
                     e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("Pipeline")
                         && e.reason.as_deref() == Some(reason)
+                        && e.note.as_deref().is_some_and(|n| n.contains(words))
                 })
             }
         })
@@ -260,8 +266,16 @@ async fn a_release_walks_the_environments_in_order() {
     assert_eq!(journey.environment.as_deref(), Some("production"));
     let phases: Vec<_> = journey.environments.iter().map(|e| (e.name.as_str(), e.phase)).collect();
     assert_eq!(phases, THREE.map(|e| (e, EnvironmentPhase::Healthy)));
-    for reason in ["Deploying", "Promoting", "Healthy"] {
-        w.event(reason).await;
+    // One Event per transition, none folded into another: a deploy, two promotions, three
+    // environments healthy, each naming its environment.
+    for (reason, expected) in [
+        ("Deploying", vec!["to development"]),
+        ("Promoting", vec!["to staging", "to production"]),
+        ("Healthy", vec!["in development", "in staging", "in production"]),
+    ] {
+        for words in expected {
+            w.event_saying(reason, words).await;
+        }
     }
     // The Pipeline is Ready once everything settled.
     let p = w

@@ -234,7 +234,8 @@ pub fn furthest(journey: &[ReleaseEnvironment]) -> Option<String> {
 /// working while a deployment is in flight or a release waits for approval; stalled while an
 /// environment is Failed or refuses the pipeline (a new release, a rollback or a label is
 /// needed); else ready.
-pub fn summary(names: &[&str], states: &[EnvironmentState], paused: bool) -> Summary {
+/// `pipeline` is the Pipeline's `(name, namespace)`, for the command a message suggests.
+pub fn summary(pipeline: (&str, &str), names: &[&str], states: &[EnvironmentState], paused: bool) -> Summary {
     let pairs = || names.iter().copied().zip(states);
     if let Some((env, state)) = pairs().find(|(_, s)| s.in_flight()) {
         let current = state.current.as_ref().map_or(String::new(), |c| format!(" {} ({})", c.release, c.id));
@@ -247,7 +248,10 @@ pub fn summary(names: &[&str], states: &[EnvironmentState], paused: bool) -> Sum
         let release = state.awaiting.as_deref().unwrap_or("a release");
         return Summary::Reconciling {
             reason: Reason::AwaitingApproval,
-            message: format!("{release} waits for approval to enter {env}: conveyor approve <pipeline> {env}"),
+            message: format!(
+                "{release} waits for approval to enter {env}: conveyor approve {} {env} -n {}",
+                pipeline.0, pipeline.1
+            ),
         };
     }
     if let Some((env, state)) = pairs().find(|(_, s)| s.phase == EnvironmentPhase::Failed) {

@@ -228,7 +228,7 @@ pub enum Action {
     Event(Event),
 }
 
-/// An Event the shell records.
+/// An Event the shell records on the Pipeline, about one release in one environment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
     /// Warning rather than Normal.
@@ -237,6 +237,10 @@ pub struct Event {
     pub reason: &'static str,
     /// Message.
     pub message: String,
+    /// Index of the environment.
+    pub environment: usize,
+    /// The release it is about.
+    pub release: String,
 }
 
 /// The planner's answer.
@@ -294,7 +298,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
                 env.namespace
             );
             if here.reason.as_deref() != Some(reason.as_str()) {
-                actions.push(warning("NamespaceNotAllowed", format!("{}: {reason}", env.name)));
+                actions.push(warning(i, &next.name, "NamespaceNotAllowed", format!("{}: {reason}", env.name)));
             }
             here.reason = Some(reason);
             continue;
@@ -306,7 +310,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
         if env.manual && !approved {
             if here.awaiting.as_deref() != Some(next.name.as_str()) {
                 let message = format!("{} waits for approval to enter {}", next.name, env.name);
-                actions.push(normal("AwaitingApproval", message));
+                actions.push(normal(i, &next.name, "AwaitingApproval", message));
             }
             here.awaiting = Some(next.name.clone());
             here.phase = EnvironmentPhase::AwaitingApproval;
@@ -354,24 +358,24 @@ fn settle(
                 finish(here, &current, DeploymentResult::Failed, Some(reason.clone()), now, input.history_limit);
                 here.phase = EnvironmentPhase::Failed;
                 here.reason = Some(reason.clone());
-                actions.push(warning("DeployFailed", format!("{}: {reason}", env.name)));
+                actions.push(warning(index, &current.release, "DeployFailed", format!("{}: {reason}", env.name)));
             }
         },
         EnvironmentPhase::Verifying => match &observed.health {
-            Some(Health::Ready) if env.soak.is_zero() => healthy(env, here, &current, now, input, actions),
+            Some(Health::Ready) if env.soak.is_zero() => healthy(index, env, here, &current, input, actions),
             Some(Health::Ready) => {
                 here.current = Some(Deployment { healthy_since: Some(now), ..current });
                 here.phase = EnvironmentPhase::Soaking;
                 wake(env.soak);
             }
-            Some(Health::Failed(why)) => failed(env, here, &current, why.clone(), now, input, actions),
+            Some(Health::Failed(why)) => failed(index, env, here, &current, why.clone(), input, actions),
             Some(Health::Progressing(why)) if past(current.started_at, env.timeout, now) => {
                 let why = format!("not healthy within {}: {why}", humantime::format_duration(env.timeout));
-                failed(env, here, &current, why, now, input, actions);
+                failed(index, env, here, &current, why, input, actions);
             }
             None if past(current.started_at, env.timeout, now) => {
                 let why = format!("not healthy within {}", humantime::format_duration(env.timeout));
-                failed(env, here, &current, why, now, input, actions);
+                failed(index, env, here, &current, why, input, actions);
             }
             _ => wake(VERIFY_POLL.min(remaining(current.started_at, env.timeout, now))),
         },
@@ -380,9 +384,9 @@ fn settle(
             match &observed.health {
                 Some(Health::Failed(why) | Health::Progressing(why)) => {
                     let why = format!("became unhealthy while soaking: {why}");
-                    failed(env, here, &current, why, now, input, actions);
+                    failed(index, env, here, &current, why, input, actions);
                 }
-                _ if past(since, env.soak, now) => healthy(env, here, &current, now, input, actions),
+                _ if past(since, env.soak, now) => healthy(index, env, here, &current, input, actions),
                 _ => wake(VERIFY_POLL.min(remaining(since, env.soak, now))),
             }
         }
@@ -430,40 +434,50 @@ fn start(
     here.awaiting = None;
     here.reason = None;
     actions.push(match from {
-        None => normal("Deploying", format!("deploying {} to {} (deployment {id})", next.name, env.name)),
-        Some(from) => {
-            normal("Promoting", format!("promoting {} from {from} to {} (deployment {id})", next.name, env.name))
+        None => {
+            normal(index, &next.name, "Deploying", format!("deploying {} to {} (deployment {id})", next.name, env.name))
         }
+        Some(from) => normal(
+            index,
+            &next.name,
+            "Promoting",
+            format!("promoting {} from {from} to {} (deployment {id})", next.name, env.name),
+        ),
     });
     actions.push(Action::Deploy { environment: index, release: next.name.clone(), id });
 }
 
 fn healthy(
+    index: usize,
     env: &EnvironmentSpec,
     here: &mut EnvironmentState,
     current: &Deployment,
-    now: Timestamp,
     input: &Input<'_>,
     actions: &mut Vec<Action>,
 ) {
-    finish(here, current, DeploymentResult::Succeeded, None, now, input.history_limit);
+    finish(here, current, DeploymentResult::Succeeded, None, input.now, input.history_limit);
     here.phase = EnvironmentPhase::Healthy;
-    actions.push(normal("Healthy", format!("{} is healthy in {}", current.release, env.name)));
+    actions.push(normal(index, &current.release, "Healthy", format!("{} is healthy in {}", current.release, env.name)));
 }
 
 fn failed(
+    index: usize,
     env: &EnvironmentSpec,
     here: &mut EnvironmentState,
     current: &Deployment,
     reason: String,
-    now: Timestamp,
     input: &Input<'_>,
     actions: &mut Vec<Action>,
 ) {
-    finish(here, current, DeploymentResult::Failed, Some(reason.clone()), now, input.history_limit);
+    finish(here, current, DeploymentResult::Failed, Some(reason.clone()), input.now, input.history_limit);
     here.phase = EnvironmentPhase::Failed;
     here.reason = Some(reason.clone());
-    actions.push(warning("DeploymentFailed", format!("{} failed in {}: {reason}", current.release, env.name)));
+    actions.push(warning(
+        index,
+        &current.release,
+        "DeploymentFailed",
+        format!("{} failed in {}: {reason}", current.release, env.name),
+    ));
 }
 
 fn finish(
@@ -509,12 +523,12 @@ fn remaining(since: Timestamp, span: Duration, now: Timestamp) -> Duration {
     span.saturating_sub(elapsed)
 }
 
-fn normal(reason: &'static str, message: String) -> Action {
-    Action::Event(Event { warning: false, reason, message })
+fn normal(environment: usize, release: &str, reason: &'static str, message: String) -> Action {
+    Action::Event(Event { warning: false, reason, message, environment, release: release.to_owned() })
 }
 
-fn warning(reason: &'static str, message: String) -> Action {
-    Action::Event(Event { warning: true, reason, message })
+fn warning(environment: usize, release: &str, reason: &'static str, message: String) -> Action {
+    Action::Event(Event { warning: true, reason, message, environment, release: release.to_owned() })
 }
 
 #[cfg(test)]

@@ -48,7 +48,11 @@ pub fn pipeline_status(
             };
             let names: Vec<&str> = pipeline.spec.environments.iter().map(|e| e.name.as_str()).collect();
             let annotations = pipeline.metadata.annotations.clone().unwrap_or_default();
-            let summary = environments::summary(&names, states, environments::paused(&annotations));
+            let pipeline_ref = (
+                pipeline.metadata.name.as_deref().unwrap_or_default(),
+                pipeline.metadata.namespace.as_deref().unwrap_or_default(),
+            );
+            let summary = environments::summary(pipeline_ref, &names, states, environments::paused(&annotations));
             let statuses: Vec<EnvironmentStatus> =
                 names.iter().zip(states).map(|(name, state)| status_from_state(name, state)).collect();
             (statuses, summary)

@@ -163,7 +163,11 @@ async fn reconcile(cached: Arc<Pipeline>, ctx: Arc<PipelineContext>) -> Result<A
             match action {
                 plan::Action::Event(e) => {
                     let type_ = if e.warning { EventType::Warning } else { EventType::Normal };
-                    status::publish(base, &pipeline, type_, e.reason, &e.message, "Deploy").await;
+                    // One action per environment and the release as related object: Events of
+                    // different transitions must not fold into one another.
+                    let action = format!("Deploy/{}", specs[e.environment].name);
+                    let related = releases.iter().find(|r| r.name_any() == e.release).map(|r| r.object_ref(&()));
+                    status::publish_related(base, &pipeline, related, type_, e.reason, &e.message, &action).await;
                 }
                 plan::Action::Deploy { environment: i, release, id } => {
                     tracing::info!(environment = %specs[i].name, %release, %id, "deploying");

@@ -1,5 +1,6 @@
 //! Status writes (server-side apply, field manager `conveyor-status`) and transition Events.
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
@@ -52,12 +53,31 @@ pub async fn publish<K>(ctx: &Context, obj: &K, type_: EventType, reason: &str, 
 where
     K: Resource<DynamicType = ()>,
 {
+    publish_related(ctx, obj, None, type_, reason, note, action).await;
+}
+
+/// Publishes an Event about `obj` that also concerns `related`.
+///
+/// The recorder folds an Event into an earlier one with the same type, reason, action and
+/// objects (it only counts it again, keeping the first message), so whatever tells two
+/// transitions apart must be in `action` or `related`, not only in the note.
+pub async fn publish_related<K>(
+    ctx: &Context,
+    obj: &K,
+    related: Option<ObjectReference>,
+    type_: EventType,
+    reason: &str,
+    note: &str,
+    action: &str,
+) where
+    K: Resource<DynamicType = ()>,
+{
     let event = Event {
         type_,
         reason: reason.to_owned(),
         note: Some(truncate_at_char_boundary(note.to_owned(), 1000)),
         action: action.to_owned(),
-        secondary: None,
+        secondary: related,
     };
     if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
         // An Event is a courtesy; failing to write one must not fail the reconcile.

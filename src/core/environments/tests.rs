@@ -289,20 +289,22 @@ fn summary_says_what_the_pipeline_waits_for() {
         Summary::Reconciling { reason, message } => ("Reconciling", reason, message),
         Summary::Stalled { reason, message } => ("Stalled", reason, message),
     };
-    let (kind, r, m) = reason(summary(&envs, &[healthy.clone(), idle.clone(), idle.clone()], false));
+    let (kind, r, m) =
+        reason(summary(("shop", "shop-ns"), &envs, &[healthy.clone(), idle.clone(), idle.clone()], false));
     assert_eq!((kind, r), ("Ready", Reason::Succeeded));
     assert_eq!(m, "dev=1.0.0 staging=none prod=none");
-    let (kind, r, m) = reason(summary(&envs, &[healthy.clone(), verifying.clone(), failed.clone()], false));
+    let (kind, r, m) =
+        reason(summary(("shop", "shop-ns"), &envs, &[healthy.clone(), verifying.clone(), failed.clone()], false));
     assert_eq!((kind, r), ("Reconciling", Reason::Deploying), "in flight wins: {m}");
     assert!(m.starts_with("staging: Verifying shop-1.0.0 (dev-1)"), "{m}");
-    let (kind, r, m) = reason(summary(&envs, &[healthy.clone(), idle.clone(), awaiting], false));
+    let (kind, r, m) = reason(summary(("shop", "shop-ns"), &envs, &[healthy.clone(), idle.clone(), awaiting], false));
     assert_eq!((kind, r), ("Reconciling", Reason::AwaitingApproval));
-    assert!(m.contains("conveyor approve <pipeline> prod"), "{m}");
-    let (kind, r, m) = reason(summary(&envs, &[healthy.clone(), failed, refused.clone()], false));
+    assert!(m.ends_with("conveyor approve shop prod -n shop-ns"), "{m}");
+    let (kind, r, m) = reason(summary(("shop", "shop-ns"), &envs, &[healthy.clone(), failed, refused.clone()], false));
     assert_eq!((kind, r, m.as_str()), ("Stalled", Reason::DeploymentFailed, "staging: broken"));
-    let (kind, r, _) = reason(summary(&envs, &[healthy.clone(), idle.clone(), refused], false));
+    let (kind, r, _) = reason(summary(("shop", "shop-ns"), &envs, &[healthy.clone(), idle.clone(), refused], false));
     assert_eq!((kind, r), ("Stalled", Reason::NamespaceNotAllowed));
-    let (kind, r, m) = reason(summary(&envs, &[healthy, idle.clone(), idle], true));
+    let (kind, r, m) = reason(summary(("shop", "shop-ns"), &envs, &[healthy, idle.clone(), idle], true));
     assert_eq!((kind, r), ("Ready", Reason::Paused));
     assert!(m.starts_with("paused"), "{m}");
 }
