@@ -315,13 +315,7 @@ async fn a_manual_gate_holds_production_until_approved_and_soak_is_honoured() {
     let event = w.event("AwaitingApproval").await;
     assert!(event.note.unwrap_or_default().contains(&release));
 
-    let out = Command::new(env!("CARGO_BIN_EXE_conveyor"))
-        .args(["approve", "shop", "production", "-n", &w.ns])
-        .env("KUBECONFIG", support::kubeconfig())
-        .env_remove("CONVEYOR_CONFIG")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "conveyor approve: {}", String::from_utf8_lossy(&out.stderr));
+    conveyor(&["approve", "shop", "production", "-n", &w.ns]);
     let p = w.settled("production", EnvironmentPhase::Healthy, &release).await;
     let production = entry(&p, "production", &release);
     assert!(production.started_at.0 >= staging.finished_at.as_ref().unwrap().0);
@@ -446,4 +440,41 @@ async fn a_controller_killed_mid_promotion_resumes_without_skipping_or_losing_hi
     let staging = entry(&p, "staging", &release);
     let development = entry(&p, "development", &release);
     assert!(staging.started_at.0 >= development.finished_at.as_ref().unwrap().0);
+}
+
+#[tokio::test]
+async fn a_paused_pipeline_holds_a_release_until_resumed() {
+    let w = World::new("pause", &["development"], &[]).await;
+    let _kubelet = Kubelet::start(w.client.clone(), &w.namespaces());
+    w.pipeline(|_| json!({})).await;
+    conveyor(&["pause", "shop", "-n", &w.ns]);
+    let release = w.release("1.0.0", &app("1.0.0")).await;
+    let r = release.clone();
+    // The controller saw the packaged release and held it: the Pipeline says so.
+    let p = w
+        .until("the pause holding 1.0.0", move |p| {
+            p.status.as_ref().is_some_and(|s| {
+                s.conditions.iter().any(|c| {
+                    c.type_ == "Stalled" && c.status == "True" && c.reason == "Paused" && c.message.contains(r.as_str())
+                })
+            })
+        })
+        .await;
+    let dev = environment(&p, "development").unwrap();
+    assert_eq!((dev.phase, dev.current.as_ref()), (EnvironmentPhase::Idle, None));
+    assert!(w.config_map("development", "web-config").await.is_none(), "nothing applied while paused");
+
+    conveyor(&["resume", "shop", "-n", &w.ns]);
+    w.settled("development", EnvironmentPhase::Healthy, &release).await;
+}
+
+/// Runs the `conveyor` binary against the test cluster; panics unless it succeeds.
+fn conveyor(args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_conveyor"))
+        .args(args)
+        .env("KUBECONFIG", support::kubeconfig())
+        .env_remove("CONVEYOR_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "conveyor {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }

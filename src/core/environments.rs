@@ -233,9 +233,17 @@ pub fn furthest(journey: &[ReleaseEnvironment]) -> Option<String> {
 /// The Pipeline's kstatus summary from its environments (`names` aligned with `states`):
 /// working while a deployment is in flight or a release waits for approval; stalled while an
 /// environment is Failed or refuses the pipeline (a new release, a rollback or a label is
-/// needed); else ready.
-/// `pipeline` is the Pipeline's `(name, namespace)`, for the command a message suggests.
-pub fn summary(pipeline: (&str, &str), names: &[&str], states: &[EnvironmentState], paused: bool) -> Summary {
+/// needed) or while the pause holds a release back; else ready.
+///
+/// `pipeline` is the Pipeline's `(name, namespace)`, for the command a message suggests;
+/// `held` lists the releases the pause keeps from starting, `(environment index, release)`.
+pub fn summary(
+    pipeline: (&str, &str),
+    names: &[&str],
+    states: &[EnvironmentState],
+    paused: bool,
+    held: &[(usize, String)],
+) -> Summary {
     let pairs = || names.iter().copied().zip(states);
     if let Some((env, state)) = pairs().find(|(_, s)| s.in_flight()) {
         let current = state.current.as_ref().map_or(String::new(), |c| format!(" {} ({})", c.release, c.id));
@@ -260,6 +268,16 @@ pub fn summary(pipeline: (&str, &str), names: &[&str], states: &[EnvironmentStat
     }
     if let Some((env, why)) = pairs().find_map(|(env, s)| Some((env, s.reason.as_deref()?))) {
         return Summary::Stalled { reason: Reason::NamespaceNotAllowed, message: format!("{env}: {why}") };
+    }
+    if let Some((env, release)) = held.first().filter(|_| paused) {
+        let env = names.get(*env).copied().unwrap_or_default();
+        return Summary::Stalled {
+            reason: Reason::Paused,
+            message: format!(
+                "paused: {release} waits to enter {env}; conveyor resume {} -n {} lets it start",
+                pipeline.0, pipeline.1
+            ),
+        };
     }
     let settled = pairs()
         .map(|(env, s)| match &s.current {

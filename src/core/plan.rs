@@ -252,6 +252,8 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// When to plan again without news (`None`: only on change).
     pub requeue: Option<Duration>,
+    /// Releases that would start now but for the pause: `(environment index, release)`.
+    pub held: Vec<(usize, String)>,
 }
 
 /// The label a namespace carries to let pipelines of another namespace deploy into it.
@@ -271,6 +273,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
     let mut state: Vec<EnvironmentState> =
         (0..input.environments.len()).map(|i| input.state.get(i).cloned().unwrap_or_default()).collect();
     let mut actions = Vec::new();
+    let mut held = Vec::new();
     let mut requeue: Option<Duration> = None;
     let mut wake = |after: Duration| requeue = Some(requeue.map_or(after, |r| r.min(after)));
     let nothing = Observation::default();
@@ -304,6 +307,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
             continue;
         }
         if input.paused {
+            held.push((i, next.name.clone()));
             continue;
         }
         let approved = input.approvals.get(&env.name).is_some_and(|r| *r == next.name);
@@ -320,7 +324,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
         start(i, env, from, here, next, input.now, &mut actions);
         wake(Duration::ZERO);
     }
-    Plan { state, actions, requeue }
+    Plan { state, actions, requeue, held }
 }
 
 /// Moves an in-flight deployment on from what was observed.

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use crate::api::pipeline::{EnvironmentStatus, Pipeline, PipelineStatus};
 use crate::core::conditions::{Summary, conditions_for};
 use crate::core::environments::{self, state_from_status, status_from_state};
-use crate::core::plan::EnvironmentState;
+use crate::core::plan::{EnvironmentState, Plan};
 use crate::core::validate::{Problem, describe};
 
 /// The planner state of every environment in the spec, read from the current status by name;
@@ -23,12 +23,12 @@ pub fn current_states(pipeline: &Pipeline) -> Vec<EnvironmentState> {
 
 /// The status a Pipeline should have. With validation problems it is Stalled and keeps the
 /// environments it had (an invalid spec may have duplicate names). Otherwise its environments
-/// hold `planned` (the planner's new state, aligned with the spec; by default what the status
-/// holds now) and its conditions say what the pipeline is doing.
+/// hold the state `planned` (the planner's answer, aligned with the spec; by default what the
+/// status holds now) and its conditions say what the pipeline is doing.
 pub fn pipeline_status(
     pipeline: &Pipeline,
     problems: &[Problem],
-    planned: Option<&[EnvironmentState]>,
+    planned: Option<&Plan>,
     now: Timestamp,
 ) -> PipelineStatus {
     let current = pipeline.status.clone().unwrap_or_default();
@@ -39,11 +39,11 @@ pub fn pipeline_status(
         }
         None => {
             let read;
-            let states = match planned {
-                Some(states) => states,
+            let (states, held) = match planned {
+                Some(plan) => (plan.state.as_slice(), plan.held.as_slice()),
                 None => {
                     read = current_states(pipeline);
-                    &read
+                    (read.as_slice(), [].as_slice())
                 }
             };
             let names: Vec<&str> = pipeline.spec.environments.iter().map(|e| e.name.as_str()).collect();
@@ -52,7 +52,7 @@ pub fn pipeline_status(
                 pipeline.metadata.name.as_deref().unwrap_or_default(),
                 pipeline.metadata.namespace.as_deref().unwrap_or_default(),
             );
-            let summary = environments::summary(pipeline_ref, &names, states, environments::paused(&annotations));
+            let summary = environments::summary(pipeline_ref, &names, states, environments::paused(&annotations), held);
             let statuses: Vec<EnvironmentStatus> =
                 names.iter().zip(states).map(|(name, state)| status_from_state(name, state)).collect();
             (statuses, summary)

@@ -151,7 +151,7 @@ async fn reconcile(cached: Arc<Pipeline>, ctx: Arc<PipelineContext>) -> Result<A
         });
 
         // Write status before acting on it: a restart then resumes the same deployment.
-        let new_status = pipeline_status(&pipeline, &[], Some(&plan.state), super::now());
+        let new_status = pipeline_status(&pipeline, &[], Some(&plan), super::now());
         status::apply(&api, &pipeline, pipeline.status.as_ref(), &new_status).await?;
         pipeline.status = Some(new_status);
         state = plan.state;

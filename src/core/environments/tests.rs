@@ -263,6 +263,14 @@ fn journey_keeps_what_history_no_longer_reaches() {
     assert_eq!(journey("shop-1.0.0", &envs, &states, &recorded), recorded);
 }
 
+fn healthy_state() -> EnvironmentState {
+    EnvironmentState {
+        phase: EnvironmentPhase::Healthy,
+        current: Some(deployment("dev-1", "1.0.0", 1, Some(2))),
+        ..Default::default()
+    }
+}
+
 #[test]
 fn summary_says_what_the_pipeline_waits_for() {
     let envs = ["dev", "staging", "prod"];
@@ -290,21 +298,31 @@ fn summary_says_what_the_pipeline_waits_for() {
         Summary::Stalled { reason, message } => ("Stalled", reason, message),
     };
     let (kind, r, m) =
-        reason(summary(("shop", "shop-ns"), &envs, &[healthy.clone(), idle.clone(), idle.clone()], false));
+        reason(summary(("shop", "shop-ns"), &envs, &[healthy.clone(), idle.clone(), idle.clone()], false, &[]));
     assert_eq!((kind, r), ("Ready", Reason::Succeeded));
     assert_eq!(m, "dev=1.0.0 staging=none prod=none");
     let (kind, r, m) =
-        reason(summary(("shop", "shop-ns"), &envs, &[healthy.clone(), verifying.clone(), failed.clone()], false));
+        reason(summary(("shop", "shop-ns"), &envs, &[healthy.clone(), verifying.clone(), failed.clone()], false, &[]));
     assert_eq!((kind, r), ("Reconciling", Reason::Deploying), "in flight wins: {m}");
     assert!(m.starts_with("staging: Verifying shop-1.0.0 (dev-1)"), "{m}");
-    let (kind, r, m) = reason(summary(("shop", "shop-ns"), &envs, &[healthy.clone(), idle.clone(), awaiting], false));
+    let (kind, r, m) =
+        reason(summary(("shop", "shop-ns"), &envs, &[healthy.clone(), idle.clone(), awaiting], false, &[]));
     assert_eq!((kind, r), ("Reconciling", Reason::AwaitingApproval));
     assert!(m.ends_with("conveyor approve shop prod -n shop-ns"), "{m}");
-    let (kind, r, m) = reason(summary(("shop", "shop-ns"), &envs, &[healthy.clone(), failed, refused.clone()], false));
+    let (kind, r, m) =
+        reason(summary(("shop", "shop-ns"), &envs, &[healthy.clone(), failed, refused.clone()], false, &[]));
     assert_eq!((kind, r, m.as_str()), ("Stalled", Reason::DeploymentFailed, "staging: broken"));
-    let (kind, r, _) = reason(summary(("shop", "shop-ns"), &envs, &[healthy.clone(), idle.clone(), refused], false));
+    let (kind, r, _) =
+        reason(summary(("shop", "shop-ns"), &envs, &[healthy.clone(), idle.clone(), refused], false, &[]));
     assert_eq!((kind, r), ("Stalled", Reason::NamespaceNotAllowed));
-    let (kind, r, m) = reason(summary(("shop", "shop-ns"), &envs, &[healthy, idle.clone(), idle], true));
-    assert_eq!((kind, r), ("Ready", Reason::Paused));
+    let (kind, r, m) = reason(summary(("shop", "shop-ns"), &envs, &[healthy, idle.clone(), idle], true, &[]));
+    assert_eq!((kind, r), ("Ready", Reason::Paused), "nothing held: done");
     assert!(m.starts_with("paused"), "{m}");
+    let held = [(1, "shop-1.1.0".to_owned())];
+    let settled = [healthy_state(), EnvironmentState::default(), EnvironmentState::default()];
+    let (kind, r, m) = reason(summary(("shop", "shop-ns"), &envs, &settled, true, &held));
+    assert_eq!((kind, r), ("Stalled", Reason::Paused), "a held release needs a person: {m}");
+    assert_eq!(m, "paused: shop-1.1.0 waits to enter staging; conveyor resume shop -n shop-ns lets it start");
+    let (kind, _, _) = reason(summary(("shop", "shop-ns"), &envs, &settled, false, &held));
+    assert_eq!(kind, "Ready", "held only counts while paused");
 }

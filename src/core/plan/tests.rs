@@ -307,8 +307,11 @@ fn paused_pipelines_start_nothing_but_finish_what_is_in_flight() {
     let plan = w.round(t(2), &[(0, health(Health::Ready))]);
     assert_eq!(w.phases(), [Healthy, Idle, Idle]);
     assert_eq!(deploys(&plan), []);
+    assert_eq!(plan.held, [(1, "app-1.0.0".to_owned())], "the plan says what the pause holds");
     w.paused = false;
-    assert_eq!(deploys(&w.round(t(3), &[])), [(1, "app-1.0.0")]);
+    let plan = w.round(t(3), &[]);
+    assert_eq!(deploys(&plan), [(1, "app-1.0.0")]);
+    assert_eq!(plan.held, []);
 }
 
 #[test]
