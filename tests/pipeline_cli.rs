@@ -5,64 +5,14 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::{Command, Output};
 
 use conveyor::api::{Pipeline, Release};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
+use support::cli::{conveyor, conveyor_with};
+
 const PAUSED: &str = "conveyor.dev/paused";
-
-/// One run of the binary.
-struct Run {
-    success: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl From<Output> for Run {
-    fn from(out: Output) -> Self {
-        Self {
-            success: out.status.success(),
-            stdout: String::from_utf8(out.stdout).unwrap(),
-            stderr: String::from_utf8(out.stderr).unwrap(),
-        }
-    }
-}
-
-impl Run {
-    #[track_caller]
-    fn ok(self) -> Self {
-        assert!(self.success, "conveyor failed:\n{}{}", self.stdout, self.stderr);
-        self
-    }
-
-    /// Asserts a non-zero exit with one error line on stderr containing every one of `texts`.
-    #[track_caller]
-    fn fails_with(self, texts: &[&str]) {
-        assert!(!self.success, "conveyor succeeded but should not have:\n{}", self.stdout);
-        assert!(self.stdout.is_empty(), "nothing goes to stdout on failure: {}", self.stdout);
-        for text in texts {
-            assert!(self.stderr.contains(text), "{text:?} missing in:\n{}", self.stderr);
-        }
-    }
-}
-
-/// Runs `conveyor <args>` with the test cluster's kubeconfig and no inherited Conveyor settings.
-fn conveyor(args: &[&str]) -> Run {
-    conveyor_with(support::kubeconfig(), args)
-}
-
-fn conveyor_with(kubeconfig: &Path, args: &[&str]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_conveyor"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CONVEYOR_") {
-            cmd.env_remove(key);
-        }
-    }
-    Run::from(cmd.env("KUBECONFIG", kubeconfig).args(args).output().unwrap())
-}
 
 /// A namespace with the CRDs installed, Pipeline `checkout` (development Automatic, staging and
 /// production Manual, and an annotation of the user's own) and Releases checkout-2.4.0 and

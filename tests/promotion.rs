@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use conveyor::api::pipeline::{DeploymentResult, EnvironmentPhase, EnvironmentStatus, HistoryEntry};
@@ -17,6 +16,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::wait::await_condition;
 use serde_json::{Value, json};
 use support::ControllerProcess;
+use support::cli::conveyor;
 use support::git::GitRepo;
 use support::kubelet::Kubelet;
 
@@ -315,7 +315,7 @@ async fn a_manual_gate_holds_production_until_approved_and_soak_is_honoured() {
     let event = w.event("AwaitingApproval").await;
     assert!(event.note.unwrap_or_default().contains(&release));
 
-    conveyor(&["approve", "shop", "production", "-n", &w.ns]);
+    conveyor(&["approve", "shop", "production", "-n", &w.ns]).ok();
     let p = w.settled("production", EnvironmentPhase::Healthy, &release).await;
     let production = entry(&p, "production", &release);
     assert!(production.started_at.0 >= staging.finished_at.as_ref().unwrap().0);
@@ -447,7 +447,7 @@ async fn a_paused_pipeline_holds_a_release_until_resumed() {
     let w = World::new("pause", &["development"], &[]).await;
     let _kubelet = Kubelet::start(w.client.clone(), &w.namespaces());
     w.pipeline(|_| json!({})).await;
-    conveyor(&["pause", "shop", "-n", &w.ns]);
+    conveyor(&["pause", "shop", "-n", &w.ns]).ok();
     let release = w.release("1.0.0", &app("1.0.0")).await;
     let r = release.clone();
     // The controller saw the packaged release and held it: the Pipeline says so.
@@ -464,17 +464,6 @@ async fn a_paused_pipeline_holds_a_release_until_resumed() {
     assert_eq!((dev.phase, dev.current.as_ref()), (EnvironmentPhase::Idle, None));
     assert!(w.config_map("development", "web-config").await.is_none(), "nothing applied while paused");
 
-    conveyor(&["resume", "shop", "-n", &w.ns]);
+    conveyor(&["resume", "shop", "-n", &w.ns]).ok();
     w.settled("development", EnvironmentPhase::Healthy, &release).await;
-}
-
-/// Runs the `conveyor` binary against the test cluster; panics unless it succeeds.
-fn conveyor(args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_conveyor"))
-        .args(args)
-        .env("KUBECONFIG", support::kubeconfig())
-        .env_remove("CONVEYOR_CONFIG")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "conveyor {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }

@@ -1,10 +1,13 @@
 //! `conveyor release` end to end: the real binary on real repositories made with the git CLI.
 //! No cluster: `--apply` is covered elsewhere.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use conveyor::api::Release;
+use support::cli::Run;
 
 /// A repository in a temporary directory, isolated from the user's git configuration.
 struct Repo {
@@ -101,30 +104,7 @@ impl Repo {
     }
 }
 
-/// One run of the binary.
-struct Run {
-    success: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl From<Output> for Run {
-    fn from(out: Output) -> Self {
-        Self {
-            success: out.status.success(),
-            stdout: String::from_utf8(out.stdout).unwrap(),
-            stderr: String::from_utf8(out.stderr).unwrap(),
-        }
-    }
-}
-
 impl Run {
-    #[track_caller]
-    fn ok(self) -> Self {
-        assert!(self.success, "conveyor release failed:\n{}", self.stderr);
-        self
-    }
-
     fn release(&self) -> Release {
         serde_norway::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
     }

@@ -2,6 +2,7 @@
 //! process, waits on conditions with deadlines, and a test kubelet.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod cli;
 pub mod git;
 pub mod git_server;
 pub mod kubelet;
