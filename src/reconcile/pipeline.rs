@@ -156,7 +156,11 @@ async fn reconcile(cached: Arc<Pipeline>, ctx: Arc<PipelineContext>) -> Result<A
         pipeline.status = Some(new_status);
         state = plan.state;
         requeue = plan.requeue;
-        observed = vec![Observation::default(); specs.len()];
+        // Deploy outcomes are consumed by this plan; health read moments ago still holds for the
+        // next round, except where a new deployment starts (cleared below).
+        for seen in &mut observed {
+            seen.deploy = None;
+        }
 
         let mut deployed = false;
         for action in plan.actions {
@@ -172,7 +176,8 @@ async fn reconcile(cached: Arc<Pipeline>, ctx: Arc<PipelineContext>) -> Result<A
                 plan::Action::Deploy { environment: i, release, id } => {
                     tracing::info!(environment = %specs[i].name, %release, %id, "deploying");
                     let outcome = environment::deploy(base, &pipeline, i, &state[i], &release, &releases).await?;
-                    observed[i].deploy = Some(outcome);
+                    // What was seen before belongs to the release this one replaces.
+                    observed[i] = Observation { deploy: Some(outcome), health: None };
                     deployed = true;
                 }
             }
