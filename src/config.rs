@@ -49,6 +49,8 @@ pub struct Config {
     pub rollback_enabled: bool,
     /// Whether releases may apply cluster-scoped objects (ClusterRoles, Namespaces, CRDs, …).
     pub allow_cluster_scoped: bool,
+    /// Whether HTTP checks may reach link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10).
+    pub allow_link_local_checks: bool,
     /// Default health-check deadline per environment.
     pub validation_timeout: Duration,
     /// Deadline for one git fetch.
@@ -107,6 +109,7 @@ struct RawConfig {
     environments: Option<Vec<String>>,
     rollback_enabled: Option<bool>,
     allow_cluster_scoped: Option<bool>,
+    allow_link_local_checks: Option<bool>,
     validation_timeout: Option<String>,
     git_timeout: Option<String>,
     tag_prefix: Option<String>,
@@ -150,6 +153,7 @@ pub const KEYS: &[&str] = &[
     "environments",
     "rollback_enabled",
     "allow_cluster_scoped",
+    "allow_link_local_checks",
     "validation_timeout",
     "git_timeout",
     "tag_prefix",
@@ -235,6 +239,7 @@ fn apply_env(raw: &mut RawConfig, key: &str, value: &str) -> std::result::Result
         "environments" => raw.environments = Some(split_list(value)),
         "rollback_enabled" => raw.rollback_enabled = Some(parse_bool(value)?),
         "allow_cluster_scoped" => raw.allow_cluster_scoped = Some(parse_bool(value)?),
+        "allow_link_local_checks" => raw.allow_link_local_checks = Some(parse_bool(value)?),
         "validation_timeout" => raw.validation_timeout = s,
         "git_timeout" => raw.git_timeout = s,
         "tag_prefix" => raw.tag_prefix = s,
@@ -361,6 +366,7 @@ fn build(raw: RawConfig, origin: &dyn Fn(&'static str) -> String) -> Result<Conf
         rollback_enabled: raw.rollback_enabled.unwrap_or(true),
         // Off by default: a cluster-scoped object reaches beyond the environment's namespace.
         allow_cluster_scoped: raw.allow_cluster_scoped.unwrap_or(false),
+        allow_link_local_checks: raw.allow_link_local_checks.unwrap_or(false),
         validation_timeout,
         git_timeout,
         tag_prefix,
@@ -506,7 +512,7 @@ mod tests {
     fn every_key_has_an_env_override() {
         for key in KEYS {
             let mut raw = RawConfig::default();
-            let value = if key.ends_with("enabled") || ["leader_election", "allow_cluster_scoped"].contains(key) {
+            let value = if key.ends_with("enabled") || ["leader_election", "allow_cluster_scoped", "allow_link_local_checks"].contains(key) {
                 "true"
             } else {
                 "x"

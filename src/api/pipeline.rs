@@ -123,9 +123,15 @@ pub struct HttpCheck {
     /// Expected HTTP status code (default 200).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect_status: Option<i32>,
+    /// Text the response body must contain (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_body: Option<String>,
     /// Time between probes (default `5s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<String>,
+    /// Deadline for one probe, connection included (default `5s`); a probe that takes longer fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
     /// Consecutive successes needed to pass (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub success_threshold: Option<i32>,
@@ -147,12 +153,36 @@ pub struct PrometheusCheck {
     /// Time between queries (default `10s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<String>,
-    /// Failures tolerated before the check fails (default 0).
+    /// Deadline for one query (default `5s`); a query that takes longer counts as unreachable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Consecutive successes needed to pass (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_threshold: Option<i32>,
+    /// Failures tolerated before the check fails (default 0: the first failure fails it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_limit: Option<i32>,
+    /// What a query with no result (no series, or NaN) counts as: `Fail` (default), `Ignore` or `Pass`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_no_data: Option<InconclusivePolicy>,
+    /// What an unreachable Prometheus (error, timeout, error answer) counts as: `Fail` (default) or `Ignore`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_unreachable: Option<InconclusivePolicy>,
     /// Prometheus base URL overriding the controller default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
+}
+
+/// What an inconclusive Prometheus result counts as.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum InconclusivePolicy {
+    /// A failure, toward `failureLimit` (fail closed).
+    #[default]
+    Fail,
+    /// Nothing: the check keeps waiting and the environment's timeout decides.
+    Ignore,
+    /// A success (for `onNoData` only: a query for errors may have no series while all is well).
+    Pass,
 }
 
 /// Rollback behaviour on a failed health check.

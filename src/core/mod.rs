@@ -1,6 +1,7 @@
 //! The decision core: pure and synchronous. No kube client, tokio, git, HTTP, clock or env reads;
 //! time comes in as an argument.
 
+pub mod checks;
 pub mod conditions;
 pub mod duration;
 pub mod environments;
