@@ -512,7 +512,9 @@ mod tests {
     fn every_key_has_an_env_override() {
         for key in KEYS {
             let mut raw = RawConfig::default();
-            let value = if key.ends_with("enabled") || ["leader_election", "allow_cluster_scoped", "allow_link_local_checks"].contains(key) {
+            let value = if key.ends_with("enabled")
+                || ["leader_election", "allow_cluster_scoped", "allow_link_local_checks"].contains(key)
+            {
                 "true"
             } else {
                 "x"

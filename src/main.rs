@@ -40,6 +40,8 @@ enum Command {
     Release(conveyor::cli::release::Args),
     /// Let a release into a `Manual` environment (records approve.conveyor.dev/<ENV> on the Pipeline).
     Approve(conveyor::cli::control::ApproveArgs),
+    /// Put an earlier healthy release back into an environment (records rollback.conveyor.dev/<ENV> on the Pipeline).
+    Rollback(conveyor::cli::rollback::RollbackArgs),
     /// Stop new deployments of a Pipeline; deployments in flight finish (records conveyor.dev/paused).
     Pause(conveyor::cli::control::PipelineArgs),
     /// Let a paused Pipeline start deployments again (removes conveyor.dev/paused).
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
         Command::Release(args) => cli_command(cli.config.as_deref(), |c| conveyor::cli::release::run(args, c)),
         // The gates only talk to the cluster: no configuration to load.
         Command::Approve(args) => exit_code(conveyor::cli::control::approve(args)),
+        Command::Rollback(args) => exit_code(conveyor::cli::rollback::rollback(args)),
         Command::Pause(args) => exit_code(conveyor::cli::control::pause(args)),
         Command::Resume(args) => exit_code(conveyor::cli::control::resume(args)),
         Command::Controller => {

@@ -137,6 +137,8 @@ pub enum Reason {
     NamespaceNotAllowed,
     /// The pipeline is paused; releases wait.
     Paused,
+    /// A release failed in an environment and the previous healthy release was restored.
+    RolledBack,
 }
 
 impl Reason {
@@ -183,6 +185,7 @@ impl Reason {
             Self::DeploymentFailed => "DeploymentFailed",
             Self::NamespaceNotAllowed => "NamespaceNotAllowed",
             Self::Paused => "Paused",
+            Self::RolledBack => "RolledBack",
         }
     }
 

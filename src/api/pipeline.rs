@@ -4,6 +4,8 @@
 #![allow(clippy::duplicated_attributes)]
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::api::release::CheckResult;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -14,6 +16,11 @@ pub const PAUSED_ANNOTATION: &str = "conveyor.dev/paused";
 /// Prefix of approval annotations: `approve.conveyor.dev/<environment>: <release>` lets that
 /// release enter that `Manual` environment. Set by `conveyor approve`.
 pub const APPROVE_ANNOTATION_PREFIX: &str = "approve.conveyor.dev/";
+/// Prefix of rollback requests: `rollback.conveyor.dev/<environment>: <release>@<deployment id>`
+/// asks the controller to re-apply `<release>` in that environment, provided the environment
+/// still runs the deployment `<deployment id>` it ran when the request was made (so a request
+/// is carried out once, and never after something newer was deployed). Set by `conveyor rollback`.
+pub const ROLLBACK_ANNOTATION_PREFIX: &str = "rollback.conveyor.dev/";
 /// Label on every object Conveyor applies: the Pipeline's name.
 pub const PIPELINE_LABEL: &str = "conveyor.dev/pipeline";
 /// Label on every object Conveyor applies: the Pipeline's namespace.
@@ -263,9 +270,15 @@ pub struct EnvironmentStatus {
     /// Objects Conveyor applied here (used for pruning).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inventory: Vec<InventoryEntry>,
+    /// Health checks of the deployment being verified (or last verified) here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckResult>,
     /// Past deployments, newest first, at most `spec.historyLimit`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<HistoryEntry>,
+    /// The last rollback request refused (`<release>@<deployment id>`), so it is reported once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_rollback: Option<String>,
 }
 
 /// A release deployed into an environment.
@@ -288,6 +301,12 @@ pub struct DeployedRelease {
     /// When it was first seen healthy here (its soak started).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthy_since: Option<Time>,
+    /// When its objects were applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_at: Option<Time>,
+    /// Set on a rollback: the release it replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<String>,
 }
 
 /// An object Conveyor applied into an environment.
@@ -336,4 +355,7 @@ pub struct HistoryEntry {
     /// Why it ended the way it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Set on a rollback: the release it replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<String>,
 }

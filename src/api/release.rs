@@ -223,7 +223,13 @@ pub struct CheckResult {
     /// Human-readable detail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// When the result was observed.
+    /// Consecutive successes so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successes: Option<i32>,
+    /// Failures counted so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<i32>,
+    /// When the check was last probed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<Time>,
 }

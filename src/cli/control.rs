@@ -96,13 +96,7 @@ async fn approve_on(client: kube::Client, args: &ApproveArgs) -> anyhow::Result<
     let pipeline = get_pipeline(&pipelines, &args.pipeline, &namespace).await?;
     // Releases matter only when one is named; the awaited one comes from the Pipeline's status.
     let releases = match args.release {
-        Some(_) => {
-            let api: Api<Release> = Api::namespaced(client, &namespace);
-            let list = deadline(api.list(&ListParams::default()))
-                .await?
-                .with_context(|| format!("cannot list the Releases in namespace {namespace}"))?;
-            list.items
-        }
+        Some(_) => list_releases(client, &namespace).await?,
         None => Vec::new(),
     };
     let plan = plan_approval(&pipeline, &args.environment, args.release.as_deref(), &releases)?;
@@ -125,12 +119,13 @@ async fn set_gate(client: kube::Client, args: &PipelineArgs, gate: Gate) -> anyh
 
 impl Options {
     /// `--namespace`, else the kubeconfig context's namespace, like kubectl.
-    fn namespace(&self, client: &kube::Client) -> String {
+    pub(crate) fn namespace(&self, client: &kube::Client) -> String {
         self.namespace.clone().unwrap_or_else(|| client.default_namespace().to_owned())
     }
 }
 
-async fn get_pipeline(api: &Api<Pipeline>, name: &str, namespace: &str) -> anyhow::Result<Pipeline> {
+/// Reads Pipeline `name`; a missing one (or missing CRDs) is a [`Refusal`].
+pub(crate) async fn get_pipeline(api: &Api<Pipeline>, name: &str, namespace: &str) -> anyhow::Result<Pipeline> {
     match deadline(api.get(name)).await? {
         Ok(pipeline) => Ok(pipeline),
         Err(kube::Error::Api(status)) if status.code == 404 => Err(not_found(&status, name, namespace).into()),
@@ -138,7 +133,8 @@ async fn get_pipeline(api: &Api<Pipeline>, name: &str, namespace: &str) -> anyho
     }
 }
 
-async fn patch_pipeline(
+/// Merge-patches Pipeline `name` with field manager `conveyor-cli` (server-side dry run with `dry_run`).
+pub(crate) async fn patch_pipeline(
     api: &Api<Pipeline>,
     name: &str,
     namespace: &str,
@@ -152,6 +148,15 @@ async fn patch_pipeline(
         Err(kube::Error::Api(status)) if status.code == 404 => Err(not_found(&status, name, namespace).into()),
         Err(e) => Err(e).with_context(|| format!("cannot annotate Pipeline {name} in namespace {namespace}")),
     }
+}
+
+/// Every Release in `namespace` (of any pipeline).
+pub(crate) async fn list_releases(client: kube::Client, namespace: &str) -> anyhow::Result<Vec<Release>> {
+    let api: Api<Release> = Api::namespaced(client, namespace);
+    let list = deadline(api.list(&ListParams::default()))
+        .await?
+        .with_context(|| format!("cannot list the Releases in namespace {namespace}"))?;
+    Ok(list.items)
 }
 
 /// Awaits one API call, giving up after [`API_TIMEOUT`].
@@ -375,7 +380,8 @@ fn resolve_release(requested: &str, pipeline: &str, namespace: &str, releases: &
     })
 }
 
-fn same_version(requested: &str, version: &str) -> bool {
+/// Whether `requested` (as typed: a leading `v` is accepted) names `version`, build metadata ignored.
+pub(crate) fn same_version(requested: &str, version: &str) -> bool {
     let requested = requested.strip_prefix('v').unwrap_or(requested);
     if requested == version {
         return true;

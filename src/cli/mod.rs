@@ -3,6 +3,7 @@
 pub mod control;
 pub mod package;
 pub mod release;
+pub mod rollback;
 
 use anyhow::Context as _;
 

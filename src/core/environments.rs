@@ -11,12 +11,16 @@ use semver::Version;
 use crate::api::Reason;
 use crate::api::pipeline::{
     APPROVE_ANNOTATION_PREFIX, Approval, DeployedRelease, DeploymentResult, EnvironmentPhase, EnvironmentStatus,
-    HistoryEntry, InventoryEntry, PAUSED_ANNOTATION, PipelineSpec,
+    HealthChecks, HistoryEntry, HttpCheck, InconclusivePolicy, InventoryEntry, PAUSED_ANNOTATION, PipelineSpec,
+    ROLLBACK_ANNOTATION_PREFIX,
 };
-use crate::api::release::{Release, ReleaseEnvironment, ReleasePhase};
+use crate::api::release::{CheckResult, CheckType, Release, ReleaseEnvironment, ReleasePhase};
+use crate::core::checks::{CheckSpec, CheckState, Inconclusive};
 use crate::core::conditions::Summary;
 use crate::core::duration;
-use crate::core::plan::{Candidate, Deployment, EnvironmentSpec, EnvironmentState, Finished, ObjectRef};
+use crate::core::plan::{
+    Candidate, Deployment, EnvironmentSpec, EnvironmentState, Finished, ObjectRef, RollbackRequest,
+};
 
 /// History entries kept per environment when `spec.historyLimit` is not set.
 pub const DEFAULT_HISTORY_LIMIT: usize = 10;
@@ -37,6 +41,73 @@ pub fn environment_specs(spec: &PipelineSpec, default_timeout: Duration) -> Vec<
                 .and_then(|c| c.timeout.as_deref())
                 .and_then(|s| duration::parse(s).ok())
                 .unwrap_or(default_timeout),
+            checks: env.health_checks.as_ref().map(check_specs).unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// Default time between HTTP probes.
+pub const HTTP_INTERVAL: Duration = Duration::from_secs(5);
+/// Default time between Prometheus queries.
+pub const PROMETHEUS_INTERVAL: Duration = Duration::from_secs(10);
+/// Default deadline of one probe.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An environment's HTTP and Prometheus checks as the core counts them: HTTP checks first,
+/// then Prometheus ones, each in spec order (the shell probes them by this index).
+pub fn check_specs(checks: &HealthChecks) -> Vec<CheckSpec> {
+    let count = |n: Option<i32>, default: u32| n.and_then(|n| u32::try_from(n).ok()).unwrap_or(default);
+    let every = |s: Option<&str>, default| s.and_then(|s| duration::parse(s).ok()).unwrap_or(default);
+    let http = checks.http.iter().map(|c| CheckSpec {
+        name: http_check_name(c),
+        kind: CheckType::Http,
+        interval: every(c.interval.as_deref(), HTTP_INTERVAL),
+        success_threshold: count(c.success_threshold, 1),
+        failure_limit: count(c.failure_limit, 0),
+        // An HTTP probe has no inconclusive answers: an application that does not answer fails.
+        on_no_data: Inconclusive::Fail,
+        on_unreachable: Inconclusive::Fail,
+    });
+    let prometheus = checks.prometheus.iter().map(|c| CheckSpec {
+        name: c.name.clone(),
+        kind: CheckType::Prometheus,
+        interval: every(c.interval.as_deref(), PROMETHEUS_INTERVAL),
+        success_threshold: count(c.success_threshold, 1),
+        failure_limit: count(c.failure_limit, 0),
+        on_no_data: policy(c.on_no_data),
+        on_unreachable: policy(c.on_unreachable),
+    });
+    http.chain(prometheus).collect()
+}
+
+/// The name an HTTP check is shown under: its `name`, else its URL.
+pub fn http_check_name(check: &HttpCheck) -> String {
+    check.name.clone().unwrap_or_else(|| check.url.clone())
+}
+
+fn policy(p: Option<InconclusivePolicy>) -> Inconclusive {
+    match p.unwrap_or_default() {
+        InconclusivePolicy::Fail => Inconclusive::Fail,
+        InconclusivePolicy::Ignore => Inconclusive::Ignore,
+        InconclusivePolicy::Pass => Inconclusive::Pass,
+    }
+}
+
+/// Whether failed releases are rolled back automatically: the Pipeline's
+/// `spec.rollback.automatic`, else the controller's `rollback_enabled`.
+pub fn automatic_rollback(spec: &PipelineSpec, default: bool) -> bool {
+    spec.rollback.as_ref().and_then(|r| r.automatic).unwrap_or(default)
+}
+
+/// Rollback requests recorded in annotations (`rollback.conveyor.dev/<env>: <release>@<deployment id>`):
+/// environment name → request. Values not of that form are ignored.
+pub fn rollback_requests(annotations: &BTreeMap<String, String>) -> BTreeMap<String, RollbackRequest> {
+    annotations
+        .iter()
+        .filter_map(|(k, v)| {
+            let env = k.strip_prefix(ROLLBACK_ANNOTATION_PREFIX)?;
+            let (release, after) = v.trim().split_once('@')?;
+            Some((env.to_owned(), RollbackRequest { release: release.to_owned(), after: after.to_owned() }))
         })
         .collect()
 }
@@ -93,6 +164,8 @@ pub fn state_from_status(status: &EnvironmentStatus) -> EnvironmentState {
         deployments: status.deployments.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
         newest: status.newest_version.as_deref().and_then(|v| Version::parse(v).ok()),
         history: status.history.iter().filter_map(finished_from_status).collect(),
+        checks: status.checks.iter().map(check_from_status).collect(),
+        refused_rollback: status.refused_rollback.clone(),
     }
 }
 
@@ -109,6 +182,35 @@ pub fn status_from_state(name: &str, state: &EnvironmentState) -> EnvironmentSta
         newest_version: state.newest.as_ref().map(Version::to_string),
         inventory: state.inventory.iter().map(object_to_status).collect(),
         history: state.history.iter().map(finished_to_status).collect(),
+        checks: state.checks.iter().map(check_to_status).collect(),
+        refused_rollback: state.refused_rollback.clone(),
+    }
+}
+
+fn check_from_status(c: &CheckResult) -> CheckState {
+    let count = |n: Option<i32>| n.and_then(|n| u32::try_from(n).ok()).unwrap_or(0);
+    CheckState {
+        name: c.name.clone(),
+        kind: c.type_,
+        result: c.result,
+        successes: count(c.successes),
+        failures: count(c.failures),
+        message: c.message.clone(),
+        at: c.at.as_ref().map(|t| t.0),
+    }
+}
+
+/// A check's state as shown in status.
+pub fn check_to_status(c: &CheckState) -> CheckResult {
+    let count = |n: u32| Some(i32::try_from(n).unwrap_or(i32::MAX));
+    CheckResult {
+        name: c.name.clone(),
+        type_: c.kind,
+        result: c.result,
+        message: c.message.clone(),
+        successes: count(c.successes),
+        failures: count(c.failures),
+        at: c.at.map(Time),
     }
 }
 
@@ -120,6 +222,8 @@ fn deployment_from_status(d: &DeployedRelease) -> Option<Deployment> {
         digest: d.digest.clone().unwrap_or_default(),
         started_at: d.since.as_ref()?.0,
         healthy_since: d.healthy_since.as_ref().map(|t| t.0),
+        applied_at: d.applied_at.as_ref().map(|t| t.0),
+        rollback_of: d.rollback_of.clone(),
     })
 }
 
@@ -131,6 +235,8 @@ fn deployment_to_status(d: &Deployment) -> DeployedRelease {
         since: Some(Time(d.started_at)),
         deployment_id: (!d.id.is_empty()).then(|| d.id.clone()),
         healthy_since: d.healthy_since.map(Time),
+        applied_at: d.applied_at.map(Time),
+        rollback_of: d.rollback_of.clone(),
     }
 }
 
@@ -143,6 +249,7 @@ fn finished_from_status(h: &HistoryEntry) -> Option<Finished> {
         started_at: h.started_at.0,
         finished_at: h.finished_at.as_ref().map_or(h.started_at.0, |t| t.0),
         reason: h.reason.clone(),
+        rollback_of: h.rollback_of.clone(),
     })
 }
 
@@ -155,6 +262,7 @@ fn finished_to_status(f: &Finished) -> HistoryEntry {
         started_at: Time(f.started_at),
         finished_at: Some(Time(f.finished_at)),
         reason: f.reason.clone(),
+        rollback_of: f.rollback_of.clone(),
     }
 }
 
@@ -189,13 +297,27 @@ pub fn journey(
         .iter()
         .zip(states)
         .filter_map(|(env, state)| {
-            step(release, &env.name, state).or_else(|| recorded.iter().find(|r| r.name == env.name).cloned())
+            let before = recorded.iter().find(|r| r.name == env.name);
+            step(release, &env.name, state, before).or_else(|| before.cloned())
         })
         .collect()
 }
 
-/// Where release `release` stands in one environment, if it got there.
-fn step(release: &str, environment: &str, state: &EnvironmentState) -> Option<ReleaseEnvironment> {
+/// Where release `release` stands in one environment, if it got there. Check results come from
+/// the environment while this release is its current deployment, else from what was `recorded`.
+fn step(
+    release: &str,
+    environment: &str,
+    state: &EnvironmentState,
+    recorded: Option<&ReleaseEnvironment>,
+) -> Option<ReleaseEnvironment> {
+    let checks = |id: &str| {
+        if state.current.as_ref().is_some_and(|c| c.id == id) {
+            state.checks.iter().map(check_to_status).collect()
+        } else {
+            recorded.filter(|r| r.deployment_id.as_deref() == Some(id)).map(|r| r.checks.clone()).unwrap_or_default()
+        }
+    };
     let entry = |phase,
                  id: &str,
                  started: Option<jiff::Timestamp>,
@@ -208,7 +330,7 @@ fn step(release: &str, environment: &str, state: &EnvironmentState) -> Option<Re
             started_at: started.map(Time),
             finished_at: finished.map(Time),
             reason: reason.cloned(),
-            checks: Vec::new(),
+            checks: checks(id),
         })
     };
     if let Some(current) = state.current.as_ref().filter(|c| c.release == release && state.in_flight()) {
@@ -265,6 +387,13 @@ pub fn summary(
     if let Some((env, state)) = pairs().find(|(_, s)| s.phase == EnvironmentPhase::Failed) {
         let why = state.reason.as_deref().unwrap_or("failed");
         return Summary::Stalled { reason: Reason::DeploymentFailed, message: format!("{env}: {why}") };
+    }
+    // After an automatic rollback the environment runs the restored release, healthy, and keeps
+    // the reason until a newer release starts: the pipeline needs one to move on.
+    let rolled_back = |s: &EnvironmentState| s.current.as_ref().is_some_and(|c| c.rollback_of.is_some());
+    if let Some((env, why)) = pairs().find_map(|(env, s)| Some((env, s.reason.as_deref().filter(|_| rolled_back(s))?)))
+    {
+        return Summary::Stalled { reason: Reason::RolledBack, message: format!("{env}: {why}") };
     }
     if let Some((env, why)) = pairs().find_map(|(env, s)| Some((env, s.reason.as_deref()?))) {
         return Summary::Stalled { reason: Reason::NamespaceNotAllowed, message: format!("{env}: {why}") };

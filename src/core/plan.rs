@@ -27,6 +27,7 @@ use jiff::Timestamp;
 use semver::Version;
 
 use crate::api::pipeline::{DeploymentResult, EnvironmentPhase};
+use crate::core::checks::{self, CheckSpec, CheckState, Sample, Verdict};
 
 /// How often an environment being verified is looked at again.
 pub const VERIFY_POLL: Duration = Duration::from_secs(5);
@@ -44,6 +45,8 @@ pub struct EnvironmentSpec {
     pub soak: Duration,
     /// Deadline for a release to become healthy here.
     pub timeout: Duration,
+    /// HTTP and Prometheus checks, HTTP first, in spec order.
+    pub checks: Vec<CheckSpec>,
 }
 
 /// A packaged release of the pipeline.
@@ -72,6 +75,10 @@ pub struct Deployment {
     pub started_at: Timestamp,
     /// When it was first seen healthy (the soak started).
     pub healthy_since: Option<Timestamp>,
+    /// When its objects were applied.
+    pub applied_at: Option<Timestamp>,
+    /// On a rollback: the release it replaces.
+    pub rollback_of: Option<String>,
 }
 
 /// One finished deployment.
@@ -91,6 +98,8 @@ pub struct Finished {
     pub finished_at: Timestamp,
     /// Why it ended so (for failures).
     pub reason: Option<String>,
+    /// On a rollback: the release it replaced.
+    pub rollback_of: Option<String>,
 }
 
 /// An object applied into an environment.
@@ -128,6 +137,10 @@ pub struct EnvironmentState {
     pub newest: Option<Version>,
     /// Finished deployments, newest first, bounded by the history limit.
     pub history: Vec<Finished>,
+    /// The health checks of the current deployment (aligned with the environment's checks).
+    pub checks: Vec<CheckState>,
+    /// The last rollback request refused, so it is reported once.
+    pub refused_rollback: Option<String>,
 }
 
 impl EnvironmentState {
@@ -147,9 +160,79 @@ impl EnvironmentState {
         self.current.as_ref().is_some_and(|c| c.release == release) || self.history.iter().any(|h| h.release == release)
     }
 
-    /// Whether `release` finished Healthy here (checked, soaked).
+    /// Whether `release` finished Healthy here (checked, soaked) and was not rolled back from
+    /// since: only such a release may be promoted on.
     pub fn passed(&self, release: &str) -> bool {
+        self.was_healthy(release) && !self.rolled_back_from(release)
+    }
+
+    /// Whether `release` ever finished Healthy here (as far as the history reaches).
+    pub fn was_healthy(&self, release: &str) -> bool {
         self.history.iter().any(|h| h.release == release && h.result == DeploymentResult::Succeeded)
+    }
+
+    /// Whether a rollback replaced `release` here.
+    fn rolled_back_from(&self, release: &str) -> bool {
+        let replaced = |of: &Option<String>| of.as_deref() == Some(release);
+        self.current.as_ref().is_some_and(|c| replaced(&c.rollback_of))
+            || self.history.iter().any(|h| replaced(&h.rollback_of))
+    }
+
+    /// Whether the current deployment's objects are applied and its health is being verified
+    /// (`Verifying`, `Soaking`, or a rollback past its apply): the shell reads health then.
+    pub fn verifying(&self) -> bool {
+        match self.phase {
+            EnvironmentPhase::Verifying | EnvironmentPhase::Soaking => true,
+            EnvironmentPhase::RollingBack => self.current.as_ref().is_some_and(|c| c.applied_at.is_some()),
+            _ => false,
+        }
+    }
+
+    /// The release an automatic rollback restores: the newest one that finished Healthy here,
+    /// other than the current one, and not rolled back from since.
+    pub fn rollback_target(&self) -> Option<&Finished> {
+        let current = self.current.as_ref().map(|c| c.release.as_str());
+        self.history
+            .iter()
+            .filter(|h| h.result == DeploymentResult::Succeeded && Some(h.release.as_str()) != current)
+            .find(|h| !self.rolled_back_from(&h.release))
+    }
+}
+
+/// Which checks of environment `env` to probe now: the due ones, once the workloads are ready
+/// (a check against an application still rolling out would only measure the rollout).
+pub fn checks_to_probe(
+    env: &EnvironmentSpec,
+    state: &EnvironmentState,
+    workloads: &Health,
+    now: Timestamp,
+) -> Vec<usize> {
+    if !state.verifying() || *workloads != Health::Ready {
+        return Vec::new();
+    }
+    let states = checks::aligned(&env.checks, &state.checks);
+    env.checks
+        .iter()
+        .zip(&states)
+        .enumerate()
+        .filter(|(_, (spec, state))| checks::due_in(spec, state, now) == Some(Duration::ZERO))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// A request to roll an environment back to an earlier release (from the Pipeline's annotations).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RollbackRequest {
+    /// The release to restore.
+    pub release: String,
+    /// The deployment the environment ran when the request was made: the request holds only
+    /// while it still does.
+    pub after: String,
+}
+
+impl std::fmt::Display for RollbackRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.release, self.after)
     }
 }
 
@@ -184,8 +267,10 @@ pub enum Health {
 pub struct Observation {
     /// The result of applying the deployment in `Deploying`, once done.
     pub deploy: Option<DeployOutcome>,
-    /// The health of the current release, when it was looked at.
+    /// The health of the current release's workloads, when it was looked at.
     pub health: Option<Health>,
+    /// Check results probed this round: (index into the environment's checks, sample).
+    pub samples: Vec<(usize, Sample)>,
 }
 
 /// Everything the planner decides from.
@@ -199,6 +284,10 @@ pub struct Input<'a> {
     pub paused: bool,
     /// Approvals: environment name → the release approved to enter it.
     pub approvals: &'a BTreeMap<String, String>,
+    /// Rollback requests: environment name → what to restore.
+    pub rollbacks: &'a BTreeMap<String, RollbackRequest>,
+    /// Whether a failed release is rolled back automatically.
+    pub rollback: bool,
     /// The pipeline's packaged releases.
     pub releases: &'a [Candidate],
     /// Per environment: the state kept in status (default when new).
@@ -288,6 +377,12 @@ pub fn plan(input: &Input<'_>) -> Plan {
             continue;
         }
         let allowed = input.allowed.get(i).copied().unwrap_or(false);
+        if let Some(request) = input.rollbacks.get(&env.name)
+            && roll_back_on_request(i, env, here, request, allowed, input, &mut actions)
+        {
+            wake(Duration::ZERO);
+            continue;
+        }
         let Some(next) = candidate(input.releases, here, upstream) else {
             // Nothing to take: an approval wait for a candidate that went away ends.
             if here.awaiting.take().is_some() {
@@ -296,10 +391,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
             continue;
         };
         if !allowed {
-            let reason = format!(
-                "namespace {} does not allow this pipeline: label it conveyor.dev/allow-from=<pipeline namespace>",
-                env.namespace
-            );
+            let reason = not_allowed(env);
             if here.reason.as_deref() != Some(reason.as_str()) {
                 actions.push(warning(i, &next.name, "NamespaceNotAllowed", format!("{}: {reason}", env.name)));
             }
@@ -327,6 +419,13 @@ pub fn plan(input: &Input<'_>) -> Plan {
     Plan { state, actions, requeue, held }
 }
 
+fn not_allowed(env: &EnvironmentSpec) -> String {
+    format!(
+        "namespace {} does not allow this pipeline: label it conveyor.dev/allow-from=<pipeline namespace>",
+        env.namespace
+    )
+}
+
 /// Moves an in-flight deployment on from what was observed.
 fn settle(
     index: usize,
@@ -339,8 +438,10 @@ fn settle(
 ) {
     let now = input.now;
     let Some(current) = here.current.clone() else { return };
-    match here.phase {
-        EnvironmentPhase::Deploying => match &observed.deploy {
+    if here.phase == EnvironmentPhase::Deploying
+        || (here.phase == EnvironmentPhase::RollingBack && current.applied_at.is_none())
+    {
+        match &observed.deploy {
             None => {
                 // Not applied yet (or the controller restarted mid-apply): apply again; it is idempotent.
                 actions.push(Action::Deploy {
@@ -352,49 +453,101 @@ fn settle(
             }
             Some(DeployOutcome::Applied { inventory }) => {
                 here.inventory = inventory.clone();
-                here.phase = EnvironmentPhase::Verifying;
+                here.current = Some(Deployment { applied_at: Some(now), ..current });
+                here.checks = checks::aligned(&env.checks, &[]);
+                if here.phase == EnvironmentPhase::Deploying {
+                    here.phase = EnvironmentPhase::Verifying;
+                }
                 wake(Duration::ZERO);
             }
             Some(DeployOutcome::Rejected { reason }) => {
                 // Nothing was applied: the environment still runs what it ran before.
-                let reason = format!("{} was not applied: {reason}", current.release);
                 here.current = here.previous.take();
+                let (event, reason) = match &current.rollback_of {
+                    None => ("DeployFailed", format!("{} was not applied: {reason}", current.release)),
+                    Some(_) => (
+                        "RollbackFailed",
+                        format!("{}rollback to {} was not applied: {reason}", prefix(here), current.release),
+                    ),
+                };
                 finish(here, &current, DeploymentResult::Failed, Some(reason.clone()), now, input.history_limit);
                 here.phase = EnvironmentPhase::Failed;
                 here.reason = Some(reason.clone());
-                actions.push(warning(index, &current.release, "DeployFailed", format!("{}: {reason}", env.name)));
+                actions.push(warning(index, &current.release, event, format!("{}: {reason}", env.name)));
             }
-        },
-        EnvironmentPhase::Verifying => match &observed.health {
+        }
+        return;
+    }
+    if !here.verifying() {
+        return;
+    }
+    let tolerant = here.phase == EnvironmentPhase::RollingBack;
+    here.checks = checks::aligned(&env.checks, &here.checks);
+    for (check, sample) in &observed.samples {
+        if let (Some(spec), Some(state)) = (env.checks.get(*check), here.checks.get_mut(*check)) {
+            checks::record(spec, state, sample.clone(), now, tolerant);
+        }
+    }
+    let health = combined(observed.health.as_ref(), checks::verdict(&here.checks));
+    // Checks keep their own pace; workloads are watched, and looked at every VERIFY_POLL too.
+    let next_check = checks::next_due(&env.checks, &here.checks, now);
+    let poll = next_check.map_or(VERIFY_POLL, |due| due.min(VERIFY_POLL));
+    let timeout = humantime::format_duration(env.timeout);
+    match here.phase {
+        EnvironmentPhase::Verifying => match health {
             Some(Health::Ready) if env.soak.is_zero() => healthy(index, env, here, &current, input, actions),
             Some(Health::Ready) => {
                 here.current = Some(Deployment { healthy_since: Some(now), ..current });
                 here.phase = EnvironmentPhase::Soaking;
-                wake(env.soak);
+                wake(next_check.map_or(env.soak, |due| due.min(env.soak)));
             }
-            Some(Health::Failed(why)) => failed(index, env, here, &current, why.clone(), input, actions),
+            Some(Health::Failed(why)) => fail(index, env, here, &current, why, input, actions, wake),
             Some(Health::Progressing(why)) if past(current.started_at, env.timeout, now) => {
-                let why = format!("not healthy within {}: {why}", humantime::format_duration(env.timeout));
-                failed(index, env, here, &current, why, input, actions);
+                let why = format!("not healthy within {timeout}: {why}");
+                fail(index, env, here, &current, why, input, actions, wake);
             }
             None if past(current.started_at, env.timeout, now) => {
-                let why = format!("not healthy within {}", humantime::format_duration(env.timeout));
-                failed(index, env, here, &current, why, input, actions);
+                let why = format!("not healthy within {timeout}");
+                fail(index, env, here, &current, why, input, actions, wake);
             }
-            _ => wake(VERIFY_POLL.min(remaining(current.started_at, env.timeout, now))),
+            _ => wake(poll.min(remaining(current.started_at, env.timeout, now))),
         },
         EnvironmentPhase::Soaking => {
             let since = current.healthy_since.unwrap_or(now);
-            match &observed.health {
+            match health {
                 Some(Health::Failed(why) | Health::Progressing(why)) => {
                     let why = format!("became unhealthy while soaking: {why}");
-                    failed(index, env, here, &current, why, input, actions);
+                    fail(index, env, here, &current, why, input, actions, wake);
                 }
                 _ if past(since, env.soak, now) => healthy(index, env, here, &current, input, actions),
-                _ => wake(VERIFY_POLL.min(remaining(since, env.soak, now))),
+                _ => wake(poll.min(remaining(since, env.soak, now))),
             }
         }
+        EnvironmentPhase::RollingBack => match health {
+            Some(Health::Ready) => restored(index, env, here, &current, input, actions),
+            Some(Health::Failed(why)) => rollback_failed(index, env, here, &current, why, input, actions),
+            Some(Health::Progressing(why)) if past(current.started_at, env.timeout, now) => {
+                let why = format!("not healthy within {timeout}: {why}");
+                rollback_failed(index, env, here, &current, why, input, actions);
+            }
+            None if past(current.started_at, env.timeout, now) => {
+                let why = format!("not healthy within {timeout}");
+                rollback_failed(index, env, here, &current, why, input, actions);
+            }
+            _ => wake(poll.min(remaining(current.started_at, env.timeout, now))),
+        },
         _ => {}
+    }
+}
+
+/// The health of a deployment from its workloads (when read) and its checks.
+fn combined(workloads: Option<&Health>, checks: Verdict) -> Option<Health> {
+    match (workloads, checks) {
+        (_, Verdict::Failed(why)) => Some(Health::Failed(why)),
+        (None, _) => None,
+        (Some(Health::Ready), Verdict::Passed) => Some(Health::Ready),
+        (Some(Health::Ready), Verdict::Pending(why)) => Some(Health::Progressing(why)),
+        (Some(other), _) => Some(other.clone()),
     }
 }
 
@@ -422,18 +575,8 @@ fn start(
     now: Timestamp,
     actions: &mut Vec<Action>,
 ) {
-    here.deployments += 1;
-    let id = format!("{}-{}", env.name, here.deployments);
-    let deployment = Deployment {
-        id: id.clone(),
-        release: next.name.clone(),
-        version: next.version.clone(),
-        digest: next.digest.clone(),
-        started_at: now,
-        healthy_since: None,
-    };
+    let id = begin(env, here, next, now, None);
     here.newest = Some(next.version.clone());
-    here.previous = here.current.replace(deployment);
     here.phase = EnvironmentPhase::Deploying;
     here.awaiting = None;
     here.reason = None;
@@ -451,6 +594,104 @@ fn start(
     actions.push(Action::Deploy { environment: index, release: next.name.clone(), id });
 }
 
+/// Makes `release` the current deployment here (what ran before becomes `previous`); returns its id.
+fn begin(
+    env: &EnvironmentSpec,
+    here: &mut EnvironmentState,
+    release: &Candidate,
+    now: Timestamp,
+    rollback_of: Option<String>,
+) -> String {
+    here.deployments += 1;
+    let id = format!("{}-{}", env.name, here.deployments);
+    let deployment = Deployment {
+        id: id.clone(),
+        release: release.name.clone(),
+        version: release.version.clone(),
+        digest: release.digest.clone(),
+        started_at: now,
+        healthy_since: None,
+        applied_at: None,
+        rollback_of,
+    };
+    here.previous = here.current.replace(deployment);
+    here.checks = checks::aligned(&env.checks, &[]);
+    id
+}
+
+/// Starts re-applying `target` here in place of the current release.
+fn start_rollback(
+    index: usize,
+    env: &EnvironmentSpec,
+    here: &mut EnvironmentState,
+    target: &Candidate,
+    now: Timestamp,
+    actions: &mut Vec<Action>,
+) {
+    let from = here.current.as_ref().map(|c| c.release.clone());
+    let id = begin(env, here, target, now, from);
+    here.phase = EnvironmentPhase::RollingBack;
+    here.awaiting = None;
+    actions.push(Action::Deploy { environment: index, release: target.name.clone(), id });
+}
+
+/// Carries out a rollback request if it still holds; returns whether a rollback started.
+fn roll_back_on_request(
+    index: usize,
+    env: &EnvironmentSpec,
+    here: &mut EnvironmentState,
+    request: &RollbackRequest,
+    allowed: bool,
+    input: &Input<'_>,
+    actions: &mut Vec<Action>,
+) -> bool {
+    let Some(current) = here.current.clone() else { return false };
+    let asked = request.to_string();
+    // Made before the current deployment started (or already refused): it no longer holds.
+    if current.id != request.after || here.refused_rollback.as_deref() == Some(asked.as_str()) {
+        return false;
+    }
+    let target = input.releases.iter().find(|r| r.name == request.release);
+    let refusal = if current.release == request.release {
+        Some(format!("{} already runs {}", env.name, request.release))
+    } else if !here.was_healthy(&request.release) {
+        Some(format!("{} was never healthy in {} (as far as its history reaches)", request.release, env.name))
+    } else if target.is_none() {
+        Some(format!("Release {} is not packaged (or no longer exists)", request.release))
+    } else if !allowed {
+        Some(not_allowed(env))
+    } else {
+        None
+    };
+    let (Some(target), None) = (target, &refusal) else {
+        let why = refusal.unwrap_or_default();
+        here.refused_rollback = Some(asked);
+        actions.push(warning(
+            index,
+            &request.release,
+            "RollbackRefused",
+            format!("rollback of {} to {} refused: {why}", env.name, request.release),
+        ));
+        return false;
+    };
+    here.reason = None;
+    start_rollback(index, env, here, target, input.now, actions);
+    let id = here.current.as_ref().map(|c| c.id.clone()).unwrap_or_default();
+    actions.insert(
+        actions.len() - 1,
+        normal(
+            index,
+            &target.name,
+            "RollingBack",
+            format!(
+                "rolling {} back from {} to {} on request (deployment {id})",
+                env.name, current.release, target.name
+            ),
+        ),
+    );
+    true
+}
+
 fn healthy(
     index: usize,
     env: &EnvironmentSpec,
@@ -462,6 +703,47 @@ fn healthy(
     finish(here, current, DeploymentResult::Succeeded, None, input.now, input.history_limit);
     here.phase = EnvironmentPhase::Healthy;
     actions.push(normal(index, &current.release, "Healthy", format!("{} is healthy in {}", current.release, env.name)));
+}
+
+/// The current deployment failed: roll back to the last healthy release when the pipeline
+/// says so and there is one, else the environment is `Failed`.
+#[allow(clippy::too_many_arguments)]
+fn fail(
+    index: usize,
+    env: &EnvironmentSpec,
+    here: &mut EnvironmentState,
+    current: &Deployment,
+    why: String,
+    input: &Input<'_>,
+    actions: &mut Vec<Action>,
+    wake: &mut impl FnMut(Duration),
+) {
+    let reason = format!("{} failed: {why}", current.release);
+    if !input.rollback {
+        return failed(index, env, here, current, format!("{why}; automatic rollback is off"), input, actions);
+    }
+    let Some(last) = here.rollback_target().map(|h| h.release.clone()) else {
+        let why = format!("{why}; nothing could be restored: no earlier release was healthy in {}", env.name);
+        return failed(index, env, here, current, why, input, actions);
+    };
+    let Some(target) = input.releases.iter().find(|r| r.name == last) else {
+        let why = format!("{why}; nothing could be restored: {last}, the last release healthy here, is gone");
+        return failed(index, env, here, current, why, input, actions);
+    };
+    finish(here, current, DeploymentResult::Failed, Some(why.clone()), input.now, input.history_limit);
+    here.reason = Some(reason);
+    start_rollback(index, env, here, target, input.now, actions);
+    let id = here.current.as_ref().map(|c| c.id.clone()).unwrap_or_default();
+    actions.insert(
+        actions.len() - 1,
+        warning(
+            index,
+            &current.release,
+            "RollingBack",
+            format!("{} failed in {}: {why}; rolling back to {last} (deployment {id})", current.release, env.name),
+        ),
+    );
+    wake(Duration::ZERO);
 }
 
 fn failed(
@@ -484,6 +766,63 @@ fn failed(
     ));
 }
 
+/// "<release> failed: <why>; " when an automatic rollback is under way, else "".
+fn prefix(here: &EnvironmentState) -> String {
+    here.reason.as_deref().map_or(String::new(), |r| format!("{r}; "))
+}
+
+/// A rollback became healthy: the environment runs the restored release again.
+fn restored(
+    index: usize,
+    env: &EnvironmentSpec,
+    here: &mut EnvironmentState,
+    current: &Deployment,
+    input: &Input<'_>,
+    actions: &mut Vec<Action>,
+) {
+    let from = current.rollback_of.clone().unwrap_or_default();
+    // The replaced release's entry: Failed for an automatic rollback (it becomes RolledBack),
+    // Succeeded for a requested one (it stays so: it was healthy).
+    let automatic =
+        here.history.iter().find(|h| h.release == from).is_some_and(|h| h.result == DeploymentResult::Failed);
+    let note = if automatic {
+        format!("restored after {from} failed")
+    } else {
+        format!("restored on request in place of {from}")
+    };
+    finish(here, current, DeploymentResult::Succeeded, Some(note), input.now, input.history_limit);
+    here.phase = EnvironmentPhase::Healthy;
+    if automatic {
+        if let Some(entry) = here.history.iter_mut().find(|h| h.release == from) {
+            entry.result = DeploymentResult::RolledBack;
+        }
+        let message = format!("{}: {}rolled back to {}", env.name, prefix(here), current.release);
+        here.reason = Some(format!("{}rolled back to {}", prefix(here), current.release));
+        actions.push(warning(index, &from, "RolledBack", message));
+    } else {
+        here.reason = None;
+        let message = format!("{} runs {} again in place of {from}", env.name, current.release);
+        actions.push(normal(index, &current.release, "RolledBack", message));
+    }
+}
+
+/// A rollback did not become healthy: the environment is `Failed`.
+fn rollback_failed(
+    index: usize,
+    env: &EnvironmentSpec,
+    here: &mut EnvironmentState,
+    current: &Deployment,
+    why: String,
+    input: &Input<'_>,
+    actions: &mut Vec<Action>,
+) {
+    let reason = format!("{}rollback to {} failed: {why}", prefix(here), current.release);
+    finish(here, current, DeploymentResult::Failed, Some(why), input.now, input.history_limit);
+    here.phase = EnvironmentPhase::Failed;
+    here.reason = Some(reason.clone());
+    actions.push(warning(index, &current.release, "RollbackFailed", format!("{}: {reason}", env.name)));
+}
+
 fn finish(
     here: &mut EnvironmentState,
     deployment: &Deployment,
@@ -502,6 +841,7 @@ fn finish(
             started_at: deployment.started_at,
             finished_at: now,
             reason,
+            rollback_of: deployment.rollback_of.clone(),
         },
     );
     here.history.truncate(limit.max(1));

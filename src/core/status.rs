@@ -109,6 +109,8 @@ mod tests {
                 since: Some(Time(t(50))),
                 deployment_id: None,
                 healthy_since: None,
+                applied_at: None,
+                rollback_of: None,
             }),
             ..Default::default()
         }

@@ -19,10 +19,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
 use super::{Context, Error, Result, environment, status};
-use crate::api::pipeline::{EnvironmentPhase, PIPELINE_LABEL, PIPELINE_NAMESPACE_LABEL};
+use crate::api::pipeline::{PIPELINE_LABEL, PIPELINE_NAMESPACE_LABEL};
 use crate::api::{Pipeline, Release};
-use crate::core::environments::{approvals, candidates, environment_specs, history_limit, paused};
-use crate::core::plan::{self, Input, Observation, namespace_allowed};
+use crate::core::environments::{
+    approvals, automatic_rollback, candidates, environment_specs, history_limit, paused, rollback_requests,
+};
+use crate::core::plan::{self, Input, Observation, checks_to_probe, namespace_allowed};
 use crate::core::status::{current_states, pipeline_status};
 use crate::core::validate::validate_pipeline;
 
@@ -122,6 +124,8 @@ async fn reconcile(cached: Arc<Pipeline>, ctx: Arc<PipelineContext>) -> Result<A
     let specs = environment_specs(&pipeline.spec, base.config.validation_timeout);
     let annotations = pipeline.metadata.annotations.clone().unwrap_or_default();
     let approvals = approvals(&annotations);
+    let rollbacks = rollback_requests(&annotations);
+    let rollback = automatic_rollback(&pipeline.spec, base.config.rollback_enabled);
     let releases: Vec<Arc<Release>> =
         ctx.releases.state().into_iter().filter(|r| r.namespace().as_deref() == Some(&ns)).collect();
     let candidates = candidates(&name, releases.iter().map(AsRef::as_ref));
@@ -132,22 +136,34 @@ async fn reconcile(cached: Arc<Pipeline>, ctx: Arc<PipelineContext>) -> Result<A
     let mut observed = vec![Observation::default(); specs.len()];
     let mut requeue = None;
     for _ in 0..ROUNDS_PER_ENVIRONMENT * specs.len() + 1 {
-        for (i, env) in pipeline.spec.environments.iter().enumerate() {
-            let checking = matches!(state[i].phase, EnvironmentPhase::Verifying | EnvironmentPhase::Soaking);
-            if checking && observed[i].health.is_none() {
-                observed[i].health = Some(environment::health(base, env, &state[i]).await?);
-            }
+        // Look at every environment being verified at once: workloads first, then the checks
+        // that are due (all concurrently), once per reconcile.
+        let now = super::now();
+        let looks = pipeline.spec.environments.iter().enumerate().filter_map(|(i, env)| {
+            let verifying = state[i].verifying() && observed[i].health.is_none();
+            let (spec, state) = (&specs[i], &state[i]);
+            verifying.then_some(async move {
+                let workloads = environment::health(base, env, state).await?;
+                let due = checks_to_probe(spec, state, &workloads, now);
+                let samples = environment::probe(base, env, &due).await;
+                Ok::<_, Error>((i, Observation { deploy: None, health: Some(workloads), samples }))
+            })
+        });
+        for (i, seen) in future::try_join_all(looks).await? {
+            observed[i] = seen;
         }
         let plan = plan::plan(&Input {
             environments: &specs,
             allowed: &allowed,
             paused: paused(&annotations),
             approvals: &approvals,
+            rollbacks: &rollbacks,
+            rollback,
             releases: &candidates,
             state: &state,
             observed: &observed,
             history_limit: limit,
-            now: super::now(),
+            now,
         });
 
         // Write status before acting on it: a restart then resumes the same deployment.
@@ -160,6 +176,7 @@ async fn reconcile(cached: Arc<Pipeline>, ctx: Arc<PipelineContext>) -> Result<A
         // next round, except where a new deployment starts (cleared below).
         for seen in &mut observed {
             seen.deploy = None;
+            seen.samples.clear();
         }
 
         let mut deployed = false;
@@ -177,7 +194,7 @@ async fn reconcile(cached: Arc<Pipeline>, ctx: Arc<PipelineContext>) -> Result<A
                     tracing::info!(environment = %specs[i].name, %release, %id, "deploying");
                     let outcome = environment::deploy(base, &pipeline, i, &state[i], &release, &releases).await?;
                     // What was seen before belongs to the release this one replaces.
-                    observed[i] = Observation { deploy: Some(outcome), health: None };
+                    observed[i] = Observation { deploy: Some(outcome), ..Observation::default() };
                     deployed = true;
                 }
             }

@@ -21,6 +21,8 @@ fn deployment(id: &str, version: &str, started: i64, healthy: Option<i64>) -> De
         digest: format!("sha256:{version}"),
         started_at: t(started),
         healthy_since: healthy.map(t),
+        applied_at: Some(t(started + 1)),
+        rollback_of: None,
     }
 }
 
@@ -33,6 +35,7 @@ fn finished(id: &str, version: &str, result: DeploymentResult, reason: Option<&s
         started_at: t(10),
         finished_at: t(20),
         reason: reason.map(Into::into),
+        rollback_of: None,
     }
 }
 
@@ -70,6 +73,16 @@ fn full_state() -> EnvironmentState {
             finished("staging-2", "1.1.0", DeploymentResult::Succeeded, None),
             finished("staging-1", "1.0.0", DeploymentResult::Failed, Some("not healthy within 5m")),
         ],
+        checks: vec![CheckState {
+            name: "error-rate".into(),
+            kind: CheckType::Prometheus,
+            result: crate::api::release::CheckVerdict::Passed,
+            successes: 2,
+            failures: 1,
+            message: Some("0.01 (wants < 0.05)".into()),
+            at: Some(t(140)),
+        }],
+        refused_rollback: Some("shop-0.9.0@staging-3".into()),
     }
 }
 
@@ -313,8 +326,18 @@ fn summary_says_what_the_pipeline_waits_for() {
         reason(summary(("shop", "shop-ns"), &envs, &[healthy.clone(), failed, refused.clone()], false, &[]));
     assert_eq!((kind, r, m.as_str()), ("Stalled", Reason::DeploymentFailed, "staging: broken"));
     let (kind, r, _) =
-        reason(summary(("shop", "shop-ns"), &envs, &[healthy.clone(), idle.clone(), refused], false, &[]));
+        reason(summary(("shop", "shop-ns"), &envs, &[healthy.clone(), idle.clone(), refused.clone()], false, &[]));
     assert_eq!((kind, r), ("Stalled", Reason::NamespaceNotAllowed));
+    let mut restored = healthy.clone();
+    restored.current.as_mut().unwrap().rollback_of = Some("shop-1.1.0".into());
+    restored.reason = Some("shop-1.1.0 failed: crash; rolled back to shop-1.0.0".into());
+    let (kind, r, m) =
+        reason(summary(("shop", "shop-ns"), &envs, &[restored.clone(), idle.clone(), refused], false, &[]));
+    assert_eq!((kind, r), ("Stalled", Reason::RolledBack), "{m}");
+    assert_eq!(m, "dev: shop-1.1.0 failed: crash; rolled back to shop-1.0.0");
+    restored.reason = None;
+    let (kind, _, _) = reason(summary(("shop", "shop-ns"), &envs, &[restored, idle.clone(), idle.clone()], false, &[]));
+    assert_eq!(kind, "Ready", "a requested rollback is done once restored");
     let (kind, r, m) = reason(summary(("shop", "shop-ns"), &envs, &[healthy, idle.clone(), idle], true, &[]));
     assert_eq!((kind, r), ("Ready", Reason::Paused), "nothing held: done");
     assert!(m.starts_with("paused"), "{m}");

@@ -11,7 +11,14 @@ fn t(seconds: i64) -> Timestamp {
 }
 
 fn env(name: &str, manual: bool, soak: Duration) -> EnvironmentSpec {
-    EnvironmentSpec { name: name.into(), namespace: format!("app-{name}"), manual, soak, timeout: 5 * MIN }
+    EnvironmentSpec {
+        name: name.into(),
+        namespace: format!("app-{name}"),
+        manual,
+        soak,
+        timeout: 5 * MIN,
+        checks: Vec::new(),
+    }
 }
 
 fn release(version: &str) -> Candidate {
@@ -32,6 +39,8 @@ struct World {
     allowed: Vec<bool>,
     paused: bool,
     approvals: BTreeMap<String, String>,
+    rollbacks: BTreeMap<String, RollbackRequest>,
+    rollback: bool,
     releases: Vec<Candidate>,
     state: Vec<EnvironmentState>,
     history_limit: usize,
@@ -45,6 +54,8 @@ impl World {
             allowed: vec![true; n],
             paused: false,
             approvals: BTreeMap::new(),
+            rollbacks: BTreeMap::new(),
+            rollback: false,
             releases: releases.iter().map(|v| release(v)).collect(),
             state: vec![EnvironmentState::default(); n],
             history_limit: 10,
@@ -73,6 +84,8 @@ impl World {
             allowed: &self.allowed,
             paused: self.paused,
             approvals: &self.approvals,
+            rollbacks: &self.rollbacks,
+            rollback: self.rollback,
             releases: &self.releases,
             state: &self.state,
             observed: &all,
@@ -93,11 +106,15 @@ impl World {
 }
 
 fn applied(name: &str) -> Observation {
-    Observation { deploy: Some(DeployOutcome::Applied { inventory: inventory(name) }), health: None }
+    Observation {
+        deploy: Some(DeployOutcome::Applied { inventory: inventory(name) }),
+        health: None,
+        samples: Vec::new(),
+    }
 }
 
 fn health(h: Health) -> Observation {
-    Observation { deploy: None, health: Some(h) }
+    Observation { deploy: None, health: Some(h), samples: Vec::new() }
 }
 
 fn deploys(plan: &Plan) -> Vec<(usize, &str)> {
@@ -207,7 +224,10 @@ fn unhealthy_while_soaking_fails() {
     w.round(t(2), &[(0, health(Health::Ready))]);
     let plan = w.round(t(60), &[(0, health(Health::Progressing("1/2 ready".into())))]);
     assert_eq!(w.phases(), [Failed, Idle]);
-    assert_eq!(w.state[0].reason.as_deref(), Some("became unhealthy while soaking: 1/2 ready"));
+    assert_eq!(
+        w.state[0].reason.as_deref(),
+        Some("became unhealthy while soaking: 1/2 ready; automatic rollback is off")
+    );
     assert_eq!(events(&plan), ["DeploymentFailed"]);
     assert_eq!(w.state[0].history[0].result, DeploymentResult::Failed);
 }
@@ -221,14 +241,14 @@ fn verification_fails_at_the_timeout_or_at_once_on_a_hard_failure() {
     assert_eq!(plan.requeue, Some(Duration::from_secs(1)));
     w.round(t(300), &[(0, health(Health::Progressing("0/2 ready".into())))]);
     assert_eq!(w.phases(), [Failed, Idle, Idle]);
-    assert_eq!(w.state[0].reason.as_deref(), Some("not healthy within 5m: 0/2 ready"));
+    assert_eq!(w.state[0].reason.as_deref(), Some("not healthy within 5m: 0/2 ready; automatic rollback is off"));
 
     let mut w = World::three();
     w.round(t(0), &[]);
     w.round(t(1), &[(0, applied("web"))]);
     w.round(t(2), &[(0, health(Health::Failed("ProgressDeadlineExceeded".into())))]);
     assert_eq!(w.phases(), [Failed, Idle, Idle]);
-    assert_eq!(w.state[0].reason.as_deref(), Some("ProgressDeadlineExceeded"));
+    assert_eq!(w.state[0].reason.as_deref(), Some("ProgressDeadlineExceeded; automatic rollback is off"));
 }
 
 #[test]
@@ -258,6 +278,7 @@ fn a_rejected_deployment_leaves_the_environment_on_what_it_ran() {
     let rejected = Observation {
         deploy: Some(DeployOutcome::Rejected { reason: "ConfigMap/bad: invalid name".into() }),
         health: None,
+        samples: Vec::new(),
     };
     let plan = w.round(t(4), &[(0, rejected)]);
     assert_eq!(w.phases()[0], Failed);
@@ -378,7 +399,11 @@ fn after_a_rejected_release_an_older_one_does_not_start() {
     // Found by the property test: the environment went back to nothing, and 1.0.0 looked new.
     let mut w = World::new(vec![env("dev", false, Duration::ZERO)], &["1.0.0", "1.1.0"]);
     w.round(t(0), &[]);
-    let rejected = Observation { deploy: Some(DeployOutcome::Rejected { reason: "refused".into() }), health: None };
+    let rejected = Observation {
+        deploy: Some(DeployOutcome::Rejected { reason: "refused".into() }),
+        health: None,
+        samples: Vec::new(),
+    };
     let plan = w.round(t(1), &[(0, rejected)]);
     assert_eq!(deploys(&plan), []);
     assert_eq!((w.phases(), w.current(0)), (vec![Failed], None));
@@ -394,6 +419,213 @@ fn namespaces_opt_in_by_label() {
     assert!(!namespace_allowed("shop", "shop-prod", None));
 }
 
+// Health checks and rollback.
+
+fn check(name: &str, interval: u64, failure_limit: u32) -> CheckSpec {
+    CheckSpec {
+        name: name.into(),
+        kind: crate::api::release::CheckType::Http,
+        interval: Duration::from_secs(interval),
+        success_threshold: 1,
+        failure_limit,
+        on_no_data: checks::Inconclusive::Fail,
+        on_unreachable: checks::Inconclusive::Fail,
+    }
+}
+
+/// Workloads ready and these check samples.
+fn probed(samples: Vec<(usize, Sample)>) -> Observation {
+    Observation { deploy: None, health: Some(Health::Ready), samples }
+}
+
+fn pass() -> Sample {
+    Sample::Pass("GET /healthz: 200".into())
+}
+
+fn fail() -> Sample {
+    Sample::Fail("GET /healthz: 503, expected 200".into())
+}
+
+/// Two environments (`dev` checked by one HTTP check every 5 s), rollback on, 1.0.0 healthy
+/// everywhere and 1.1.0 applied in dev, its workloads ready, its check not probed yet.
+fn second_release_verifying() -> World {
+    let mut w = World::new(vec![env("dev", false, Duration::ZERO), env("prod", false, Duration::ZERO)], &["1.0.0"]);
+    w.environments[0].checks = vec![check("healthz", 5, 0)];
+    w.rollback = true;
+    w.round(t(0), &[]);
+    w.round(t(1), &[(0, applied("v1"))]);
+    w.round(t(2), &[(0, probed(vec![(0, pass())]))]);
+    w.round(t(3), &[(1, applied("v1"))]);
+    w.round(t(4), &[(1, health(Health::Ready))]);
+    assert_eq!(w.phases(), [Healthy, Healthy]);
+    w.releases.push(release("1.1.0"));
+    w.round(t(10), &[]);
+    w.round(t(11), &[(0, applied("v2"))]);
+    w
+}
+
+#[test]
+fn checks_must_pass_before_an_environment_is_healthy_and_keep_their_pace() {
+    let mut w = second_release_verifying();
+    assert_eq!(w.state[0].checks[0].result, crate::api::release::CheckVerdict::Pending);
+    // Workloads ready, check not probed: still verifying, and looked at again when it is due.
+    let plan = w.round(t(12), &[(0, health(Health::Ready))]);
+    assert_eq!(w.phases(), [Verifying, Healthy]);
+    assert_eq!(plan.requeue, Some(Duration::ZERO));
+    assert_eq!(checks_to_probe(&w.environments[0], &w.state[0], &Health::Ready, t(12)), [0]);
+    assert_eq!(
+        checks_to_probe(&w.environments[0], &w.state[0], &Health::Progressing("0/1".into()), t(12)),
+        Vec::<usize>::new()
+    );
+    let plan = w.round(t(13), &[(0, probed(vec![(0, pass())]))]);
+    assert_eq!(w.phases(), [Healthy, Deploying]);
+    assert_eq!(deploys(&plan), [(1, "app-1.1.0")]);
+    let state = &w.state[0].checks[0];
+    assert_eq!((state.successes, state.at), (1, Some(t(13))));
+}
+
+#[test]
+fn a_failing_check_rolls_back_to_the_last_healthy_release() {
+    let mut w = second_release_verifying();
+    let plan = w.round(t(12), &[(0, probed(vec![(0, fail())]))]);
+    assert_eq!(w.phases(), [RollingBack, Healthy]);
+    assert_eq!(deploys(&plan), [(0, "app-1.0.0")]);
+    assert_eq!(events(&plan), ["RollingBack"]);
+    let Action::Event(e) = &plan.actions[0] else { panic!() };
+    assert!(e.warning && e.message.contains("HTTP check healthz failed") && e.message.contains("dev-3"), "{e:?}");
+    let current = w.state[0].current.clone().unwrap();
+    assert_eq!((current.id.as_str(), current.release.as_str()), ("dev-3", "app-1.0.0"));
+    assert_eq!(current.rollback_of.as_deref(), Some("app-1.1.0"));
+    assert_eq!(w.state[0].previous.as_ref().unwrap().release, "app-1.1.0");
+    // The failed release: Failed in history, and the newest version here, so never retried.
+    assert_eq!(
+        (w.state[0].history[0].release.as_str(), w.state[0].history[0].result),
+        ("app-1.1.0", DeploymentResult::Failed)
+    );
+    assert_eq!(w.state[0].newest, Some(Version::parse("1.1.0").unwrap()));
+
+    // A restart before the apply applies the same rollback again.
+    let plan = w.round(t(13), &[]);
+    assert_eq!(deploys(&plan), [(0, "app-1.0.0")]);
+    assert_eq!(w.state[0].current.as_ref().unwrap().id, "dev-3");
+    // Applied (the deploy prunes what 1.1.0 added): the rollback is verified, tolerantly.
+    w.round(t(14), &[(0, applied("v1"))]);
+    assert_eq!(w.state[0].current.as_ref().unwrap().applied_at, Some(t(14)));
+    assert_eq!(w.state[0].inventory, inventory("v1"));
+    w.round(t(15), &[(0, probed(vec![(0, fail())]))]);
+    assert_eq!(w.phases(), [RollingBack, Healthy], "signals of the failed release may linger");
+    let plan = w.round(t(20), &[(0, probed(vec![(0, pass())]))]);
+    assert_eq!(w.phases(), [Healthy, Healthy]);
+    assert_eq!(events(&plan), ["RolledBack"]);
+    let history = &w.state[0].history;
+    assert_eq!((history[0].id.as_str(), history[0].result), ("dev-3", DeploymentResult::Succeeded));
+    assert_eq!(history[0].rollback_of.as_deref(), Some("app-1.1.0"));
+    assert_eq!((history[1].release.as_str(), history[1].result), ("app-1.1.0", DeploymentResult::RolledBack));
+    let reason = w.state[0].reason.clone().unwrap();
+    assert!(
+        reason.starts_with("app-1.1.0 failed: HTTP check healthz failed")
+            && reason.ends_with("rolled back to app-1.0.0"),
+        "{reason}"
+    );
+    // The failed release never advances; nothing more happens.
+    let plan = w.round(t(30), &[]);
+    assert_eq!((deploys(&plan), w.current(1)), (vec![], Some("app-1.0.0")));
+    // A later release still goes, and clears the rollback's reason.
+    w.releases.push(release("1.2.0"));
+    let plan = w.round(t(40), &[]);
+    assert_eq!(deploys(&plan), [(0, "app-1.2.0")]);
+    assert_eq!(w.state[0].reason, None);
+}
+
+#[test]
+fn a_timeout_or_a_failure_while_soaking_rolls_back_too() {
+    let mut w = second_release_verifying();
+    w.round(t(311), &[(0, health(Health::Progressing("0/1 ready".into())))]);
+    assert_eq!(w.phases()[0], RollingBack);
+    assert!(w.state[0].history[0].reason.as_deref().unwrap().starts_with("not healthy within 5m"));
+
+    let mut w = second_release_verifying();
+    w.environments[0].soak = 10 * MIN;
+    w.round(t(12), &[(0, probed(vec![(0, pass())]))]);
+    assert_eq!(w.phases()[0], Soaking);
+    // Checks keep running through the soak.
+    let plan = w.round(t(13), &[(0, health(Health::Ready))]);
+    assert_eq!(plan.requeue, Some(Duration::from_secs(4)));
+    w.round(t(17), &[(0, probed(vec![(0, fail())]))]);
+    assert_eq!(w.phases()[0], RollingBack);
+    assert!(w.state[0].history[0].reason.as_deref().unwrap().starts_with("became unhealthy while soaking"));
+}
+
+#[test]
+fn without_an_earlier_healthy_release_nothing_can_be_restored() {
+    let mut w = World::three();
+    w.rollback = true;
+    w.round(t(0), &[]);
+    w.round(t(1), &[(0, applied("v1"))]);
+    let plan = w.round(t(2), &[(0, health(Health::Failed("crash".into())))]);
+    assert_eq!(w.phases(), [Failed, Idle, Idle]);
+    assert_eq!(deploys(&plan), []);
+    assert_eq!(
+        w.state[0].reason.as_deref(),
+        Some("crash; nothing could be restored: no earlier release was healthy in dev")
+    );
+}
+
+#[test]
+fn a_rollback_that_does_not_become_healthy_leaves_the_environment_failed() {
+    let mut w = second_release_verifying();
+    w.round(t(12), &[(0, probed(vec![(0, fail())]))]);
+    w.round(t(13), &[(0, applied("v1"))]);
+    let plan = w.round(t(14), &[(0, health(Health::Failed("Deployment/web exceeded its progress deadline".into())))]);
+    assert_eq!(w.phases()[0], Failed);
+    assert_eq!(events(&plan), ["RollbackFailed"]);
+    let reason = w.state[0].reason.clone().unwrap();
+    assert!(reason.contains("rollback to app-1.0.0 failed: Deployment/web exceeded"), "{reason}");
+    // No rollback of a rollback.
+    assert_eq!(w.round(t(15), &[]).actions, []);
+
+    let mut w = second_release_verifying();
+    w.round(t(12), &[(0, probed(vec![(0, fail())]))]);
+    w.round(t(13), &[(0, applied("v1"))]);
+    w.round(t(12 + 300), &[(0, probed(vec![(0, fail())]))]);
+    assert_eq!(w.phases()[0], Failed);
+    assert!(w.state[0].reason.as_deref().unwrap().contains("rollback to app-1.0.0 failed: not healthy within 5m"));
+}
+
+#[test]
+fn a_requested_rollback_runs_once_and_only_to_a_release_healthy_there() {
+    let mut w = second_release_verifying();
+    w.round(t(12), &[(0, probed(vec![(0, pass())]))]);
+    w.round(t(13), &[(1, applied("v2"))]);
+    assert_eq!(w.phases(), [Healthy, Verifying]);
+    // Asking for a release that never ran in dev: refused, once.
+    let request = |release: &str, after: &str| RollbackRequest { release: release.into(), after: after.into() };
+    w.rollbacks.insert("dev".into(), request("app-0.9.0", "dev-2"));
+    let plan = w.round(t(14), &[]);
+    assert_eq!(events(&plan), ["RollbackRefused"]);
+    assert_eq!(w.state[0].refused_rollback.as_deref(), Some("app-0.9.0@dev-2"));
+    assert_eq!(w.round(t(15), &[]).actions, []);
+    // A request made before the current deployment started no longer holds.
+    w.rollbacks.insert("dev".into(), request("app-1.0.0", "dev-1"));
+    assert_eq!(w.round(t(16), &[]).actions, []);
+    // A valid one rolls back; the release rolled back from is no longer promoted on.
+    w.rollbacks.insert("dev".into(), request("app-1.0.0", "dev-2"));
+    let plan = w.round(t(17), &[]);
+    assert_eq!(deploys(&plan), [(0, "app-1.0.0")]);
+    assert_eq!(events(&plan), ["RollingBack"]);
+    assert!(!w.state[0].passed("app-1.1.0"));
+    w.round(t(18), &[(0, applied("v1"))]);
+    let plan = w.round(t(19), &[(0, probed(vec![(0, pass())]))]);
+    assert_eq!(events(&plan), ["RolledBack"]);
+    assert_eq!(w.phases()[0], Healthy);
+    assert_eq!(w.state[0].reason, None, "a requested rollback is no failure");
+    let history = &w.state[0].history;
+    assert_eq!((history[0].release.as_str(), history[0].result), ("app-1.0.0", DeploymentResult::Succeeded));
+    assert_eq!((history[1].release.as_str(), history[1].result), ("app-1.1.0", DeploymentResult::Succeeded));
+    // The request is spent: the environment runs another deployment now.
+    assert_eq!(w.round(t(20), &[]).actions, []);
+}
+
 // Property tests: random pipelines driven by random observations, gates and arrivals.
 
 /// One random event of the world between two rounds.
@@ -405,6 +637,8 @@ enum Step {
     Pause(bool),
     NewRelease,
     Wait(u64),
+    Probe { env: usize, pass: bool },
+    RequestRollback { env: usize, valid: bool },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -415,15 +649,20 @@ fn step() -> impl Strategy<Value = Step> {
         1 => any::<bool>().prop_map(Step::Pause),
         1 => Just(Step::NewRelease),
         2 => (1..400u64).prop_map(Step::Wait),
+        3 => (0..4usize, prop::bool::weighted(0.7)).prop_map(|(env, pass)| Step::Probe { env, pass }),
+        1 => (0..4usize, any::<bool>()).prop_map(|(env, valid)| Step::RequestRollback { env, valid }),
     ]
 }
 
 fn pipeline() -> impl Strategy<Value = (Vec<EnvironmentSpec>, Vec<bool>)> {
-    prop::collection::vec((any::<bool>(), 0..3u64, prop::bool::weighted(0.9)), 1..=4).prop_map(|envs| {
+    prop::collection::vec((any::<bool>(), 0..3u64, prop::bool::weighted(0.9), any::<bool>()), 1..=4).prop_map(|envs| {
         let specs = envs
             .iter()
             .enumerate()
-            .map(|(i, (manual, soak, _))| env(&format!("e{i}"), *manual, Duration::from_secs(soak * 60)))
+            .map(|(i, (manual, soak, _, checked))| EnvironmentSpec {
+                checks: if *checked { vec![check("healthz", 10, 1)] } else { Vec::new() },
+                ..env(&format!("e{i}"), *manual, Duration::from_secs(soak * 60))
+            })
             .collect();
         (specs, envs.iter().map(|e| e.2).collect())
     })
@@ -434,10 +673,11 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn invariants_hold_whatever_happens((environments, allowed) in pipeline(), steps in prop::collection::vec(step(), 1..120)) {
+    fn invariants_hold_whatever_happens((environments, allowed) in pipeline(), rollback in any::<bool>(), steps in prop::collection::vec(step(), 1..120)) {
         let n = environments.len();
         let mut w = World::new(environments, &["1.0.0"]);
         w.allowed = allowed;
+        w.rollback = rollback;
         let mut now = 0i64;
         let mut next_minor = 1;
         // Per environment, the versions started there, in order.
@@ -451,11 +691,11 @@ proptest! {
                     } else {
                         DeployOutcome::Applied { inventory: inventory("web") }
                     };
-                    pending.push((env, Observation { deploy: Some(deploy), health: None }));
+                    pending.push((env, Observation { deploy: Some(deploy), health: None, samples: Vec::new() }));
                 }
                 Step::Health { env, health } if env < n => {
                     let health = match health { 0 => Health::Ready, 1 => Health::Progressing("starting".into()), _ => Health::Failed("crash".into()) };
-                    pending.push((env, Observation { deploy: None, health: Some(health) }));
+                    pending.push((env, Observation { deploy: None, health: Some(health), samples: Vec::new() }));
                 }
                 Step::Approve { env } if env < n => {
                     if let Some(r) = w.state[env].awaiting.clone() {
@@ -468,6 +708,18 @@ proptest! {
                     next_minor += 1;
                 }
                 Step::Wait(s) => now += s as i64,
+                Step::Probe { env, pass } if env < n && !w.environments[env].checks.is_empty() => {
+                    let sample = if pass { Sample::Pass("200".into()) } else { Sample::Fail("503".into()) };
+                    pending.push((env, Observation { deploy: None, health: Some(Health::Ready), samples: vec![(0, sample)] }));
+                }
+                Step::RequestRollback { env, valid } if env < n => {
+                    let Some(current) = w.state[env].current.clone() else { continue };
+                    let release = match (valid, w.state[env].rollback_target()) {
+                        (true, Some(target)) => target.release.clone(),
+                        _ => "app-0.0.1".to_owned(),
+                    };
+                    w.rollbacks.insert(w.environments[env].name.clone(), RollbackRequest { release, after: current.id });
+                }
                 _ => continue,
             }
             // Only one observation per environment per round: the last one wins.
@@ -485,11 +737,31 @@ proptest! {
                 let is_new = before[i].current.as_ref().is_none_or(|c| c.id != *id);
                 if !is_new {
                     // A repeated apply is of the deployment already in flight.
-                    prop_assert_eq!(before[i].phase, Deploying);
+                    prop_assert!(matches!(before[i].phase, Deploying | RollingBack), "{:?}", before[i].phase);
                     continue;
                 }
                 prop_assert!(!new_here[i], "two deployments started at once in {}", i);
                 new_here[i] = true;
+                let now_current = plan.state[i].current.as_ref().unwrap();
+                prop_assert_eq!(&now_current.id, id);
+                if let Some(from) = &now_current.rollback_of {
+                    // A rollback restores the last release healthy here (what the request named,
+                    // when asked for), in place of the one that ran, and never a rollback of a rollback.
+                    let ran = plan.state[i].previous.as_ref().unwrap();
+                    prop_assert_eq!(from, &ran.release);
+                    let ran_healthy = plan.state[i].history.iter().any(|h| h.id == ran.id && h.result == DeploymentResult::Succeeded);
+                    prop_assert!(ran.rollback_of.is_none() || ran_healthy, "automatic rollback of a rollback in {}", i);
+                    let ran_failed = plan.state[i].history.iter().any(|h| h.id == ran.id && h.result == DeploymentResult::Failed);
+                    let automatic = w.rollback && ran_failed && before[i].rollback_target().map(|h| &h.release) == Some(release);
+                    let requested = w
+                        .rollbacks
+                        .get(&w.environments[i].name)
+                        .is_some_and(|r| r.release == *release && r.after == ran.id);
+                    prop_assert!(automatic || requested, "{} restored in {} neither as the last healthy release nor on request", release, i);
+                    prop_assert!(before[i].was_healthy(release), "{} restored in {} where it never was healthy", release, i);
+                    prop_assert!(w.allowed[i]);
+                    continue;
+                }
                 // Never into a namespace the pipeline may not use, never while paused.
                 prop_assert!(w.allowed[i], "deployed into a forbidden namespace {}", i);
                 prop_assert!(!w.paused);
@@ -517,9 +789,11 @@ proptest! {
             }
             for (i, s) in plan.state.iter().enumerate() {
                 prop_assert!(s.history.len() <= w.history_limit);
-                // A current release in flight is the one last started.
-                if s.in_flight() {
-                    prop_assert_eq!(s.current.as_ref().map(|c| &c.version), started[i].last());
+                // A current release in flight is the one last started (or one it restores).
+                match s.current.as_ref().filter(|_| s.in_flight()) {
+                    Some(c) if c.rollback_of.is_some() => prop_assert!(started[i].contains(&c.version)),
+                    Some(c) => prop_assert_eq!(Some(&c.version), started[i].last()),
+                    None => {}
                 }
                 if s.phase == AwaitingApproval {
                     prop_assert!(w.environments[i].manual && s.awaiting.is_some());
