@@ -36,3 +36,13 @@ need_rust() {
   # headers; git itself makes the test repositories and serves them (git http-backend).
   apt_install gcc libc6-dev make pkg-config libssl-dev git
 }
+
+# A real Prometheus server for the check tests (Debian's package, 2.42 on bookworm). On a host
+# running systemd the package starts its own service on :9090; the tests start their own
+# servers on free ports, so that service is stopped and disabled (best effort).
+need_prometheus() {
+  apt_install prometheus
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+    as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
+}

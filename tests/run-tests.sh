@@ -8,6 +8,7 @@ source tests/lib.sh
 
 need_rust
 apt_install shellcheck
+need_prometheus
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -358,4 +358,7 @@ pub struct HistoryEntry {
     /// Set on a rollback: the release it replaced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_of: Option<String>,
+    /// Its health checks as they stood when it finished.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckResult>,
 }

@@ -250,6 +250,7 @@ fn finished_from_status(h: &HistoryEntry) -> Option<Finished> {
         finished_at: h.finished_at.as_ref().map_or(h.started_at.0, |t| t.0),
         reason: h.reason.clone(),
         rollback_of: h.rollback_of.clone(),
+        checks: h.checks.iter().map(check_from_status).collect(),
     })
 }
 
@@ -263,6 +264,7 @@ fn finished_to_status(f: &Finished) -> HistoryEntry {
         finished_at: Some(Time(f.finished_at)),
         reason: f.reason.clone(),
         rollback_of: f.rollback_of.clone(),
+        checks: f.checks.iter().map(check_to_status).collect(),
     }
 }
 
@@ -311,8 +313,11 @@ fn step(
     state: &EnvironmentState,
     recorded: Option<&ReleaseEnvironment>,
 ) -> Option<ReleaseEnvironment> {
+    // The checks of the deployment in flight, of a finished one as it finished, else as recorded.
     let checks = |id: &str| {
-        if state.current.as_ref().is_some_and(|c| c.id == id) {
+        if let Some(done) = state.history.iter().find(|h| h.id == id && !h.checks.is_empty()) {
+            done.checks.iter().map(check_to_status).collect()
+        } else if state.current.as_ref().is_some_and(|c| c.id == id) {
             state.checks.iter().map(check_to_status).collect()
         } else {
             recorded.filter(|r| r.deployment_id.as_deref() == Some(id)).map(|r| r.checks.clone()).unwrap_or_default()

@@ -100,6 +100,8 @@ pub struct Finished {
     pub reason: Option<String>,
     /// On a rollback: the release it replaced.
     pub rollback_of: Option<String>,
+    /// Its health checks as they stood when it finished.
+    pub checks: Vec<CheckState>,
 }
 
 /// An object applied into an environment.
@@ -842,6 +844,7 @@ fn finish(
             finished_at: now,
             reason,
             rollback_of: deployment.rollback_of.clone(),
+            checks: here.checks.clone(),
         },
     );
     here.history.truncate(limit.max(1));

@@ -147,6 +147,7 @@ fn validate_environment_details(env: &Environment, at: &str, problems: &mut Vec<
         let at = format!("{at}.healthChecks.http[{j}]");
         check_http_url(&http.url, format!("{at}.url"), problems);
         check_duration(http.interval.as_deref(), format!("{at}.interval"), problems);
+        check_duration(http.timeout.as_deref(), format!("{at}.timeout"), problems);
         if let Some(code) = http.expect_status
             && !(100..=599).contains(&code)
         {
@@ -190,6 +191,21 @@ fn validate_environment_details(env: &Environment, at: &str, problems: &mut Vec<
             problems.push(Problem::new(Reason::InvalidHealthCheck, format!("{at}.condition"), e));
         }
         check_duration(prom.interval.as_deref(), format!("{at}.interval"), problems);
+        check_duration(prom.timeout.as_deref(), format!("{at}.timeout"), problems);
+        if prom.success_threshold.is_some_and(|n| n < 1) {
+            problems.push(Problem::new(
+                Reason::InvalidHealthCheck,
+                format!("{at}.successThreshold"),
+                "must be at least 1",
+            ));
+        }
+        if prom.on_unreachable == Some(crate::api::pipeline::InconclusivePolicy::Pass) {
+            problems.push(Problem::new(
+                Reason::InvalidHealthCheck,
+                format!("{at}.onUnreachable"),
+                "`Pass` would let a release through while nothing can be measured; use `Fail` (default) or `Ignore`",
+            ));
+        }
         if prom.failure_limit.is_some_and(|n| n < 0) {
             problems.push(Problem::new(Reason::InvalidHealthCheck, format!("{at}.failureLimit"), "must be 0 or more"));
         }
@@ -704,6 +720,27 @@ historyLimit: 20
                 Reason::InvalidHealthCheck,
                 "spec.environments[1].healthChecks.http[0].successThreshold",
                 "at least 1",
+            ),
+            (
+                "http timeout not a duration",
+                |s| staging_http(s).timeout = Some("soon".into()),
+                Reason::InvalidDuration,
+                "spec.environments[1].healthChecks.http[0].timeout",
+                "soon",
+            ),
+            (
+                "prometheus successThreshold 0",
+                |s| staging_prom(s, 0).success_threshold = Some(0),
+                Reason::InvalidHealthCheck,
+                "spec.environments[1].healthChecks.prometheus[0].successThreshold",
+                "at least 1",
+            ),
+            (
+                "unreachable Prometheus counted as a pass",
+                |s| staging_prom(s, 0).on_unreachable = Some(crate::api::pipeline::InconclusivePolicy::Pass),
+                Reason::InvalidHealthCheck,
+                "spec.environments[1].healthChecks.prometheus[0].onUnreachable",
+                "use `Fail` (default) or `Ignore`",
             ),
             (
                 "negative http failureLimit",

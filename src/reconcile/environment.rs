@@ -14,9 +14,12 @@ use crate::api::{JOURNEY_MANAGER, Pipeline, Release};
 use crate::artifact::{Object, parse_file, read_archive};
 use crate::checks::workloads::workloads_health;
 use crate::core::checks::Sample;
+use crate::core::duration;
+use crate::core::environments::PROBE_TIMEOUT;
 use crate::core::environments::{furthest, journey};
 use crate::core::plan::{DeployOutcome, EnvironmentSpec, EnvironmentState, Health};
 use crate::core::release::Outcome;
+use crate::core::threshold::Threshold;
 use crate::deploy::{self, Target};
 
 /// The health of the release running in `env` (workload readiness; HTTP and Prometheus checks
@@ -36,10 +39,45 @@ pub async fn health(ctx: &Context, env: &Environment, state: &EnvironmentState) 
     }
 }
 
-/// Probes the checks of `env` listed in `due` (indices into `check_specs`), all at once.
-pub async fn probe(_ctx: &Context, _env: &Environment, due: &[usize]) -> Vec<(usize, Sample)> {
-    // Wired to the HTTP and Prometheus probers next.
-    due.iter().map(|i| (*i, Sample::Unreachable("probes not wired yet".into()))).collect()
+/// Probes the checks of `env` listed in `due` (indices into `check_specs`: HTTP checks first,
+/// then Prometheus ones), all at once; each probe is bounded by its own timeout.
+pub async fn probe(ctx: &Context, env: &Environment, due: &[usize]) -> Vec<(usize, Sample)> {
+    let Some(checks) = env.health_checks.as_ref() else { return Vec::new() };
+    let probes = due.iter().map(|&i| async move {
+        let sample = match (checks.http.get(i), checks.prometheus.get(i.wrapping_sub(checks.http.len()))) {
+            (Some(http), _) => {
+                let expect = http.expect_status.and_then(|s| u16::try_from(s).ok()).unwrap_or(200);
+                let timeout = timeout_of(http.timeout.as_deref());
+                ctx.prober.http(&http.url, expect, http.expect_body.as_deref(), timeout).await
+            }
+            (None, Some(prom)) => {
+                let base = match prom.address.as_deref().map(url::Url::parse) {
+                    Some(Ok(url)) => url,
+                    Some(Err(e)) => return (i, Sample::Fail(format!("address is not a URL: {e}"))),
+                    None => ctx.config.prometheus_address.clone(),
+                };
+                let Ok(condition) = Threshold::parse(&prom.condition) else {
+                    return (i, Sample::Fail(format!("condition `{}` does not parse", prom.condition)));
+                };
+                let timeout = timeout_of(prom.timeout.as_deref());
+                ctx.prober.prometheus(&base, &prom.query, &condition, prom.condition.trim(), timeout).await
+            }
+            (None, None) => Sample::Fail("no such check (the spec changed)".into()),
+        };
+        let kind = if i < checks.http.len() { "http" } else { "prometheus" };
+        match &sample {
+            Sample::Pass(_) => {}
+            Sample::Fail(_) => ctx.metrics.check_failure(kind, "failed"),
+            Sample::NoData(_) => ctx.metrics.check_failure(kind, "no_data"),
+            Sample::Unreachable(_) => ctx.metrics.check_failure(kind, "unreachable"),
+        }
+        (i, sample)
+    });
+    futures::future::join_all(probes).await
+}
+
+fn timeout_of(field: Option<&str>) -> std::time::Duration {
+    field.and_then(|s| duration::parse(s).ok()).unwrap_or(PROBE_TIMEOUT)
 }
 
 /// Deadline for reading the workloads' status in one round.

@@ -92,6 +92,8 @@ pub struct Context {
     pub store: Arc<Store>,
     /// Git mirrors, one per repository URL.
     pub mirrors: Arc<Mirrors>,
+    /// The HTTP client of health checks (HTTP and Prometheus).
+    pub prober: crate::checks::http::Prober,
 }
 
 impl Context {
@@ -107,6 +109,7 @@ impl Context {
         let reporter = Reporter { controller: "conveyor".into(), instance: Some(instance) };
         let store = Arc::new(Store::open(&config.artifact_dir)?);
         let mirrors = Arc::new(Mirrors::new(config.artifact_dir.join("git")));
+        let prober = crate::checks::http::Prober::new(config.allow_link_local_checks).map_err(std::io::Error::other)?;
         Ok(Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,
@@ -116,6 +119,7 @@ impl Context {
             backoff: backoff::Backoff::default(),
             store,
             mirrors,
+            prober,
         })
     }
 

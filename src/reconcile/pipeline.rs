@@ -183,6 +183,9 @@ async fn reconcile(cached: Arc<Pipeline>, ctx: Arc<PipelineContext>) -> Result<A
         for action in plan.actions {
             match action {
                 plan::Action::Event(e) => {
+                    if e.reason == "RollingBack" {
+                        base.metrics.rollback(if e.warning { "automatic" } else { "requested" });
+                    }
                     let type_ = if e.warning { EventType::Warning } else { EventType::Normal };
                     // One action per environment and the release as related object: Events of
                     // different transitions must not fold into one another.

@@ -19,6 +19,8 @@ pub struct Metrics {
     reconcile_errors: IntCounterVec,
     packaging_duration: HistogramVec,
     artifact_bytes: prometheus::Histogram,
+    rollbacks: IntCounterVec,
+    check_failures: IntCounterVec,
     /// 1 while this replica holds the leader Lease.
     pub leader: IntGauge,
 }
@@ -58,6 +60,19 @@ impl Metrics {
                 .buckets(prometheus::exponential_buckets(1024.0, 4.0, 10).expect("static buckets")),
         )
         .expect("static metric definition");
+        let rollbacks = IntCounterVec::new(
+            Opts::new("conveyor_rollbacks_total", "Rollbacks started, by trigger (automatic, requested)."),
+            &["trigger"],
+        )
+        .expect("static metric definition");
+        let check_failures = IntCounterVec::new(
+            Opts::new(
+                "conveyor_check_failures_total",
+                "Health-check probes that failed or could not be evaluated, by check type (http, prometheus) and outcome (failed, no_data, unreachable).",
+            ),
+            &["type", "outcome"],
+        )
+        .expect("static metric definition");
         let leader = IntGauge::new("conveyor_leader", "1 while this replica holds the leader Lease, else 0.")
             .expect("static metric definition");
         for m in [
@@ -65,11 +80,22 @@ impl Metrics {
             Box::new(reconcile_errors.clone()),
             Box::new(packaging_duration.clone()),
             Box::new(artifact_bytes.clone()),
+            Box::new(rollbacks.clone()),
+            Box::new(check_failures.clone()),
             Box::new(leader.clone()),
         ] {
             registry.register(m).expect("metric names are unique");
         }
-        Self { registry, reconcile_duration, reconcile_errors, packaging_duration, artifact_bytes, leader }
+        Self {
+            registry,
+            reconcile_duration,
+            reconcile_errors,
+            packaging_duration,
+            artifact_bytes,
+            rollbacks,
+            check_failures,
+            leader,
+        }
     }
 
     /// A timer that observes the reconcile duration when dropped.
@@ -88,6 +114,17 @@ impl Metrics {
         if let Some(bytes) = artifact_bytes {
             self.artifact_bytes.observe(bytes as f64);
         }
+    }
+
+    /// Counts a rollback started; `trigger` is `automatic` or `requested`.
+    pub fn rollback(&self, trigger: &'static str) {
+        self.rollbacks.with_label_values(&[trigger]).inc();
+    }
+
+    /// Counts a probe that did not pass; `type_` is `http` or `prometheus`, `outcome` is
+    /// `failed`, `no_data` or `unreachable`.
+    pub fn check_failure(&self, type_: &'static str, outcome: &'static str) {
+        self.check_failures.with_label_values(&[type_, outcome]).inc();
     }
 
     /// The registry in Prometheus text format.

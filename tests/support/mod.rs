@@ -6,6 +6,9 @@ pub mod cli;
 pub mod git;
 pub mod git_server;
 pub mod kubelet;
+pub mod probe_server;
+pub mod prometheus;
+pub mod world;
 
 use std::future::Future;
 use std::io::Write;

@@ -33,6 +33,7 @@ fn ran(id: &str, version: &str, result: DeploymentResult) -> HistoryEntry {
         finished_at: Some(Time(t(20))),
         reason: None,
         rollback_of: None,
+        checks: Vec::new(),
     }
 }
 

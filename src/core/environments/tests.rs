@@ -36,6 +36,7 @@ fn finished(id: &str, version: &str, result: DeploymentResult, reason: Option<&s
         finished_at: t(20),
         reason: reason.map(Into::into),
         rollback_of: None,
+        checks: Vec::new(),
     }
 }
 

@@ -503,6 +503,9 @@ fn a_failing_check_rolls_back_to_the_last_healthy_release() {
         ("app-1.1.0", DeploymentResult::Failed)
     );
     assert_eq!(w.state[0].newest, Some(Version::parse("1.1.0").unwrap()));
+    // Its checks are kept as they stood; the rollback's start afresh.
+    assert_eq!(w.state[0].history[0].checks[0].result, crate::api::release::CheckVerdict::Failed);
+    assert_eq!(w.state[0].checks[0].result, crate::api::release::CheckVerdict::Pending);
 
     // A restart before the apply applies the same rollback again.
     let plan = w.round(t(13), &[]);
