@@ -52,6 +52,12 @@ async fn a_failing_prometheus_check_rolls_back_to_the_previous_release() {
     let good = w.release("1.0.0", &app("1.0.0")).await;
     w.settled(STAGING, EnvironmentPhase::Healthy, &good).await;
 
+    // The store loses 1.0.0's artifact: the rollback must rebuild it from git, digest-checked.
+    let p = w.pipelines.get("shop").await.unwrap();
+    let digest = environment(&p, DEV).unwrap().current.clone().unwrap().digest.unwrap();
+    let stored = w.controller.artifact_dir.join(format!("sha256/{}.tar.gz", digest.trim_start_matches("sha256:")));
+    std::fs::remove_file(&stored).expect("1.0.0's artifact was stored");
+
     // The next release ships while the error ratio is high: its check fails, and the
     // environment goes back to 1.0.0.
     app_server.set_metric("app_error_ratio", 0.5);
@@ -65,6 +71,7 @@ async fn a_failing_prometheus_check_rolls_back_to_the_previous_release() {
     app_server.set_metric("app_error_ratio", 0.0);
     let p = w.settled(DEV, EnvironmentPhase::Healthy, &good).await;
 
+    assert!(stored.exists(), "the rollback rebuilt 1.0.0's artifact into the store");
     // Objects: 1.0.0's are back, the ConfigMap only 1.1.0 had is pruned.
     let data = w.config_map(DEV, "web-config").await.unwrap().data.unwrap();
     assert_eq!(data["BUILD"], "1.0.0");
