@@ -170,6 +170,42 @@ async fn a_prometheus_that_stops_answering_fails_the_check_after_its_failure_lim
 }
 
 #[tokio::test]
+async fn a_restarted_controller_carries_check_counts_on() {
+    let app_server = ProbeServer::start().await;
+    let mut w = World::new("rb-restart", &[DEV], &[]).await;
+    let _kubelet = Kubelet::start(w.client.clone(), &w.namespaces());
+    let url = app_server.url("/healthz");
+    w.pipeline(|_| json!({"healthChecks": {"http": [{"name": "healthz", "url": url, "interval": "1s", "successThreshold": 8}]}}))
+        .await;
+    let release = w.release("1.0.0", &app("1.0.0")).await;
+    let successes = |p: &conveyor::api::Pipeline| {
+        environment(p, DEV).and_then(|e| e.checks.first()).and_then(|c| c.successes).unwrap_or(0)
+    };
+    let p = w.until("three passing probes", move |p| successes(p) >= 3).await;
+    w.controller.kill();
+    let before = successes(&p);
+    assert!(before < 8, "still verifying when killed");
+
+    // The new process resumes from status: every count it writes continues from where the
+    // first left off, never from zero.
+    w.controller = support::ControllerProcess::start(&w.ns, "engine-2");
+    let lowest = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(i32::MAX));
+    let seen = lowest.clone();
+    let p = w
+        .until("healthy after the restart", move |p| {
+            if let Some(e) = environment(p, DEV).filter(|e| e.phase == EnvironmentPhase::Verifying) {
+                let n = e.checks.first().and_then(|c| c.successes).unwrap_or(0);
+                seen.fetch_min(n, std::sync::atomic::Ordering::SeqCst);
+            }
+            phase(p, DEV) == Some(EnvironmentPhase::Healthy)
+        })
+        .await;
+    assert!(lowest.load(std::sync::atomic::Ordering::SeqCst) >= before, "check counts restarted after the restart");
+    let done = entry(&p, DEV, &release);
+    assert_eq!((done.result, done.checks[0].successes), (DeploymentResult::Succeeded, Some(8)));
+}
+
+#[tokio::test]
 async fn a_requested_rollback_restores_a_healthy_release_and_refuses_one_that_never_ran() {
     let w = World::new("rb-manual", &[DEV], &[]).await;
     let _kubelet = Kubelet::start(w.client.clone(), &w.namespaces());
