@@ -14,6 +14,9 @@ test:
 crds:
 	cargo run --quiet -- crds --dir crds
 
-## Package 10,000 generated manifests with conveyor and with git archive; print both (BENCH_RUNS=5).
+## Benchmarks, printing figures (BENCH_RUNS=5 each): package 10,000 generated manifests with conveyor
+## and with git archive; time automatic rollbacks on a local control plane (CONVEYOR_TEST_KUBECONFIG's,
+## else one started for the run).
 bench:
 	cargo bench --bench package
+	cargo bench --bench rollback

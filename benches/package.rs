@@ -18,6 +18,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 
+mod common;
+
+use common::{mark, median};
+
 /// Manifest files in the generated tree: the scale.
 const FILES: usize = 10_000;
 /// Four files per service directory.
@@ -82,7 +86,7 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What the command line and the environment ask for.
+/// What the command line and the environment ask for: the shared options, and `BENCH_KEEP`.
 struct Options {
     runs: usize,
     json: Option<PathBuf>,
@@ -91,25 +95,7 @@ struct Options {
 
 impl Options {
     fn parse() -> anyhow::Result<Self> {
-        let runs = match std::env::var("BENCH_RUNS") {
-            Ok(v) => v
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|&n| n > 0)
-                .with_context(|| format!("BENCH_RUNS=`{v}` is not a positive number of runs"))?,
-            Err(_) => 5,
-        };
-        let mut json = std::env::var_os("BENCH_JSON").filter(|v| !v.is_empty()).map(PathBuf::from);
-        // cargo passes `--bench` (and filters) to every bench binary; only our own flag is read.
-        let mut args = std::env::args_os().skip(1);
-        while let Some(arg) = args.next() {
-            if arg == "--emit-json" {
-                json = Some(args.next().map(PathBuf::from).context("--emit-json needs a file")?);
-            } else if let Some(path) = arg.to_str().and_then(|a| a.strip_prefix("--emit-json=")) {
-                json = Some(PathBuf::from(path));
-            }
-        }
+        let common::Options { runs, json } = common::Options::parse()?;
         let keep = std::env::var_os("BENCH_KEEP").is_some_and(|v| !v.is_empty() && v != "0");
         Ok(Self { runs, json, keep })
     }
@@ -124,13 +110,7 @@ struct Machine {
 
 impl Machine {
     fn probe() -> anyhow::Result<Self> {
-        let nproc = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let cpu = cpuinfo
-            .lines()
-            .find_map(|l| l.strip_prefix("model name").and_then(|rest| rest.split_once(':')).map(|(_, m)| m.trim()))
-            .unwrap_or("unknown")
-            .to_owned();
+        let (nproc, cpu) = common::cpu();
         let output = git().arg("--version").output().context("cannot run git")?;
         ensure!(output.status.success(), "git --version failed");
         let git = String::from_utf8_lossy(&output.stdout).trim().trim_start_matches("git version ").to_owned();
@@ -667,13 +647,6 @@ fn spawn_and_wait4(command: &mut Command) -> io::Result<(ExitStatus, Run)> {
     Ok((ExitStatus::from_raw(status), Run { wall, max_rss_kib }))
 }
 
-/// The median (mean of the middle two for an even count); sorts `values`.
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
-}
-
 /// One tool's figures.
 struct Summary {
     name: &'static str,
@@ -719,7 +692,6 @@ impl Report {
 
     fn text(&self) -> String {
         let Self { machine, tree, generation, runs, conveyor, git } = self;
-        let mark = |pass: bool| if pass { "PASS" } else { "MISS" };
         let mut t = String::new();
         let _ = writeln!(t, "conveyor package vs git archive --format=tar.gz ({TAG}, {DIR}/)");
         let _ = writeln!(t, "machine: nproc {}, {}, git {}", machine.nproc, machine.cpu, machine.git);
