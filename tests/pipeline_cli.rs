@@ -164,12 +164,17 @@ async fn approve_records_the_named_release_per_environment() {
     assert_eq!(all, expected);
 
     // Approving again is a success that changes nothing.
-    let version = pipelines.get("checkout").await.unwrap().metadata.resource_version;
-    let run = conveyor(&["approve", "checkout", "staging", "--release", "checkout-2.4.1", "-n", &ns]).ok();
-    assert!(run.stdout.contains("was already approved"), "{}", run.stdout);
-    assert_eq!(pipelines.get("checkout").await.unwrap().metadata.resource_version, version);
+    let args = ["approve", "checkout", "staging", "--release", "checkout-2.4.1", "-n", &ns];
+    repeat_changes_nothing(&pipelines, &args, "was already approved").await;
+}
 
-    // Written by merge patch under the CLI's own field manager (not server-side apply).
+/// Running `args` again succeeds, says `says`, and leaves the Pipeline as it was; what the CLI
+/// wrote is under its own field manager, by merge patch (not server-side apply).
+async fn repeat_changes_nothing(pipelines: &Api<Pipeline>, args: &[&str], says: &str) {
+    let version = pipelines.get("checkout").await.unwrap().metadata.resource_version;
+    let run = conveyor(args).ok();
+    assert!(run.stdout.contains(says), "{}", run.stdout);
+    assert_eq!(pipelines.get("checkout").await.unwrap().metadata.resource_version, version);
     let managed = pipelines.get("checkout").await.unwrap().metadata.managed_fields.unwrap_or_default();
     let cli =
         managed.iter().find(|m| m.manager.as_deref() == Some("conveyor-cli")).expect("conveyor-cli manages fields");
@@ -321,16 +326,8 @@ async fn rollback_records_the_request_for_the_running_deployment() {
     );
 
     // Asking again, by version, is a success that changes nothing.
-    let version = pipelines.get("checkout").await.unwrap().metadata.resource_version;
-    let run = conveyor(&["rollback", "checkout", "staging", "--to", "2.3.0", "-n", &ns]).ok();
-    assert!(run.stdout.starts_with("rollback of staging already requested"), "{}", run.stdout);
-    assert_eq!(pipelines.get("checkout").await.unwrap().metadata.resource_version, version);
-
-    // Written by merge patch under the CLI's own field manager.
-    let managed = pipelines.get("checkout").await.unwrap().metadata.managed_fields.unwrap_or_default();
-    let cli =
-        managed.iter().find(|m| m.manager.as_deref() == Some("conveyor-cli")).expect("conveyor-cli manages fields");
-    assert_eq!(cli.operation.as_deref(), Some("Update"));
+    let args = ["rollback", "checkout", "staging", "--to", "2.3.0", "-n", &ns];
+    repeat_changes_nothing(&pipelines, &args, "rollback of staging already requested").await;
 }
 
 #[tokio::test]
