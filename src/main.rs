@@ -42,6 +42,8 @@ enum Command {
     Approve(conveyor::cli::control::ApproveArgs),
     /// Put an earlier healthy release back into an environment (records rollback.conveyor.dev/<ENV> on the Pipeline).
     Rollback(conveyor::cli::rollback::RollbackArgs),
+    /// Show each environment of a Pipeline (table), or every deployment as a report (-o json|yaml).
+    Status(conveyor::cli::status::StatusArgs),
     /// Stop new deployments of a Pipeline; deployments in flight finish (records conveyor.dev/paused).
     Pause(conveyor::cli::control::PipelineArgs),
     /// Let a paused Pipeline start deployments again (removes conveyor.dev/paused).
@@ -67,6 +69,7 @@ fn main() -> ExitCode {
         // The gates only talk to the cluster: no configuration to load.
         Command::Approve(args) => exit_code(conveyor::cli::control::approve(args)),
         Command::Rollback(args) => exit_code(conveyor::cli::rollback::rollback(args)),
+        Command::Status(args) => exit_code(conveyor::cli::status::status(args)),
         Command::Pause(args) => exit_code(conveyor::cli::control::pause(args)),
         Command::Resume(args) => exit_code(conveyor::cli::control::resume(args)),
         Command::Controller => {

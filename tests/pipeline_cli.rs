@@ -44,20 +44,7 @@ spec:
     pipelines.create(&PostParams::default(), &pipeline).await.unwrap();
     let releases: Api<Release> = Api::namespaced(client, &ns);
     for version in ["2.4.0", "2.4.1"] {
-        let release: Release = serde_norway::from_str(&format!(
-            r#"
-apiVersion: conveyor.dev/v1alpha1
-kind: Release
-metadata: {{ name: checkout-{version} }}
-spec:
-  pipeline: checkout
-  version: {version}
-  source:
-    git: {{ url: "https://git.example.com/shop/checkout.git", ref: {{ tag: v{version} }} }}
-    path: deploy
-"#
-        ))
-        .unwrap();
+        let release = support::fixtures::checkout_release(version);
         releases.create(&PostParams::default(), &release).await.unwrap();
     }
     (pipelines, ns)

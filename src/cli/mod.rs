@@ -4,6 +4,7 @@ pub mod control;
 pub mod package;
 pub mod release;
 pub mod rollback;
+pub mod status;
 
 use anyhow::Context as _;
 

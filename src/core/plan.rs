@@ -29,6 +29,10 @@ use semver::Version;
 use crate::api::pipeline::{DeploymentResult, EnvironmentPhase};
 use crate::core::checks::{self, CheckSpec, CheckState, Sample, Verdict};
 
+/// Part of a history reason saying the server-side dry run refused the deployment, so nothing
+/// was applied (events `DeployFailed`, `RollbackFailed`); `conveyor status` reads it back.
+pub const NOT_APPLIED: &str = " was not applied: ";
+
 /// How often an environment being verified is looked at again.
 pub const VERIFY_POLL: Duration = Duration::from_secs(5);
 
@@ -466,10 +470,10 @@ fn settle(
                 // Nothing was applied: the environment still runs what it ran before.
                 here.current = here.previous.take();
                 let (event, reason) = match &current.rollback_of {
-                    None => ("DeployFailed", format!("{} was not applied: {reason}", current.release)),
+                    None => ("DeployFailed", format!("{}{NOT_APPLIED}{reason}", current.release)),
                     Some(_) => (
                         "RollbackFailed",
-                        format!("{}rollback to {} was not applied: {reason}", prefix(here), current.release),
+                        format!("{}rollback to {}{NOT_APPLIED}{reason}", prefix(here), current.release),
                     ),
                 };
                 finish(here, &current, DeploymentResult::Failed, Some(reason.clone()), now, input.history_limit);

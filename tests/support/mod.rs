@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod cli;
+pub mod fixtures;
 pub mod git;
 pub mod git_server;
 pub mod kubelet;
