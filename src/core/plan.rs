@@ -626,6 +626,7 @@ fn begin(
 }
 
 /// Starts re-applying `target` here in place of the current release.
+/// `announce` makes the Event that says so from the rollback's deployment id.
 fn start_rollback(
     index: usize,
     env: &EnvironmentSpec,
@@ -633,11 +634,13 @@ fn start_rollback(
     target: &Candidate,
     now: Timestamp,
     actions: &mut Vec<Action>,
+    announce: impl FnOnce(&str) -> Action,
 ) {
     let from = here.current.as_ref().map(|c| c.release.clone());
     let id = begin(env, here, target, now, from);
     here.phase = EnvironmentPhase::RollingBack;
     here.awaiting = None;
+    actions.push(announce(&id));
     actions.push(Action::Deploy { environment: index, release: target.name.clone(), id });
 }
 
@@ -681,20 +684,13 @@ fn roll_back_on_request(
         return false;
     };
     here.reason = None;
-    start_rollback(index, env, here, target, input.now, actions);
-    let id = here.current.as_ref().map(|c| c.id.clone()).unwrap_or_default();
-    actions.insert(
-        actions.len() - 1,
-        normal(
-            index,
-            &target.name,
-            "RollingBack",
-            format!(
-                "rolling {} back from {} to {} on request (deployment {id})",
-                env.name, current.release, target.name
-            ),
-        ),
-    );
+    start_rollback(index, env, here, target, input.now, actions, |id| {
+        let message = format!(
+            "rolling {} back from {} to {} on request (deployment {id})",
+            env.name, current.release, target.name
+        );
+        normal(index, &target.name, "RollingBack", message)
+    });
     true
 }
 
@@ -738,17 +734,11 @@ fn fail(
     };
     finish(here, current, DeploymentResult::Failed, Some(why.clone()), input.now, input.history_limit);
     here.reason = Some(reason);
-    start_rollback(index, env, here, target, input.now, actions);
-    let id = here.current.as_ref().map(|c| c.id.clone()).unwrap_or_default();
-    actions.insert(
-        actions.len() - 1,
-        warning(
-            index,
-            &current.release,
-            "RollingBack",
-            format!("{} failed in {}: {why}; rolling back to {last} (deployment {id})", current.release, env.name),
-        ),
-    );
+    start_rollback(index, env, here, target, input.now, actions, |id| {
+        let message =
+            format!("{} failed in {}: {why}; rolling back to {last} (deployment {id})", current.release, env.name);
+        warning(index, &current.release, "RollingBack", message)
+    });
     wake(Duration::ZERO);
 }
 
