@@ -18,6 +18,11 @@ step "shellcheck"
 shellcheck tests/*.sh .ci/run
 step "hadolint Dockerfile"
 "$(need_hadolint)" Dockerfile
+step "alert rules (promtool check/test rules) and the Grafana dashboard"
+tests/rules.sh
+step "docs: CRD reference in sync, links, Argo CD health scripts (Lua 5.1)"
+tests/docs.sh
+tests/argocd-health.sh
 
 step "control plane (kube-apiserver 1.20 + etcd + kube-controller-manager)"
 tests/control-plane.sh install
