@@ -51,7 +51,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     match cli.command {
         Command::Crds { dir: None } => {
             print!("{}", conveyor::api::crds_yaml());
@@ -88,6 +88,20 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Parses the command line. kubectl runs a plugin `kubectl conveyor …` as the executable
+/// `kubectl-conveyor` on PATH (a symlink or copy of this binary), with that path as argv[0]:
+/// under that name, usage and help say `kubectl conveyor`.
+fn parse_cli() -> Cli {
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let argv0 = std::env::args_os().next().map(PathBuf::from);
+    let plugin = argv0.as_deref().and_then(|p| p.file_stem()).is_some_and(|n| n == "kubectl-conveyor");
+    if !plugin {
+        return Cli::parse();
+    }
+    let matches = Cli::command().bin_name("kubectl conveyor").get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 /// Loads the configuration; on error prints it and gives exit code 2.

@@ -3,6 +3,7 @@
 //!
 //! The command reads the Pipelines and their Releases; the pure functions below turn them into
 //! table rows and report entries, with `now` passed in for the ages; the command prints them.
+//! With `--watch` it follows them live until they settle (the `watch` module).
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -19,11 +20,17 @@ use crate::api::pipeline::{EnvironmentPhase, EnvironmentStatus};
 use crate::api::release::{CheckResult, CheckVerdict, Release};
 use crate::api::{ConditionType, Pipeline};
 
+mod frame;
 mod report;
+mod settle;
+mod watch;
+pub use frame::{End, Scene, checks_cell, clock, elapsed, facts, frame};
 pub use report::{
     DeploymentInfo, DeploymentReport, HealthCheck, ReleaseInfo, RollbackCapability, Validation, ValidationResults,
     report,
 };
+pub use settle::{Verdict, verdict};
+pub use watch::{Screen, redraw};
 
 /// Deadline for each Kubernetes API call.
 const API_TIMEOUT: Duration = Duration::from_secs(30);
@@ -49,6 +56,13 @@ pub struct StatusArgs {
     /// Output format: a table per pipeline, or the deployment report as JSON or YAML.
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
     pub output: Output,
+    /// Keep watching: redraw live progress until every pipeline settles; exit 0 when Ready,
+    /// 1 when Stalled or failed (a release awaiting approval is still in progress).
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+    /// With --watch: give up after this long (for example 10m), exit 1.
+    #[arg(long, value_name = "DURATION", requires = "watch", value_parser = crate::core::duration::parse)]
+    pub timeout: Option<Duration>,
 }
 
 /// Output format of `conveyor status`.
@@ -64,6 +78,15 @@ pub enum Output {
 
 /// Runs `conveyor status`.
 pub fn status(args: StatusArgs) -> anyhow::Result<()> {
+    if args.watch {
+        if args.output != Output::Table {
+            anyhow::bail!(
+                "--watch draws a live table and cannot be combined with -o {}: drop --watch for the report, or -o for the watch",
+                format!("{:?}", args.output).to_lowercase()
+            );
+        }
+        return watch::watch(&args);
+    }
     let (runtime, client) = super::connect("conveyor status")?;
     let (pipelines, releases, scope) = runtime.block_on(fetch(client, &args))?;
     if pipelines.is_empty() && args.output == Output::Table {
@@ -230,14 +253,19 @@ pub fn checks_summary(checks: &[CheckResult]) -> String {
     if checks.is_empty() {
         return "-".to_owned();
     }
-    let failed: Vec<&str> =
-        checks.iter().filter(|c| c.result == CheckVerdict::Failed).map(|c| c.name.as_str()).collect();
+    let (passed, failed) = checks_summary_counts(checks);
     if failed.is_empty() {
-        let passed = checks.iter().filter(|c| c.result == CheckVerdict::Passed).count();
         format!("{passed}/{} passed", checks.len())
     } else {
         format!("{} failed", failed.join(", "))
     }
+}
+
+/// How many of `checks` passed, and the names of those that failed.
+fn checks_summary_counts(checks: &[CheckResult]) -> (usize, Vec<&str>) {
+    let passed = checks.iter().filter(|c| c.result == CheckVerdict::Passed).count();
+    let failed = checks.iter().filter(|c| c.result == CheckVerdict::Failed).map(|c| c.name.as_str()).collect();
+    (passed, failed)
 }
 
 /// What a person should know about an environment beyond its phase, kept short.
