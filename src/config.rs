@@ -59,8 +59,10 @@ pub struct Config {
     pub tag_prefix: String,
     /// File release notes are prepended to.
     pub changelog_file: PathBuf,
-    /// Webhook URLs notified of deployments.
-    pub notification_webhooks: Vec<url::Url>,
+    /// Webhooks notified of deploys, promotions, failures and rollbacks.
+    pub notification_webhooks: Vec<Webhook>,
+    /// Deadline for one delivery attempt to a webhook.
+    pub notification_timeout: Duration,
     /// Address of `/metrics`, `/healthz`, `/readyz`.
     pub metrics_address: SocketAddr,
     /// Directory of the content-addressed artifact store.
@@ -82,6 +84,54 @@ pub struct Config {
     /// Bounds on what one release may package.
     pub package_limits: PackageLimits,
 }
+
+/// A webhook receiver of notifications.
+///
+/// Its URL is a secret (a Slack webhook URL is its own credential): `Debug` and [`Webhook::host`]
+/// show the host only, and nothing else may log it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// Where notifications are POSTed.
+    pub url: url::Url,
+    /// The payload it takes.
+    pub format: WebhookFormat,
+}
+
+impl Webhook {
+    /// The host (and port, when given), for logs: never the path or query, which carry the secret.
+    pub fn host(&self) -> String {
+        let host = self.url.host_str().unwrap_or("?");
+        match self.url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook").field("host", &self.host()).field("format", &self.format).finish_non_exhaustive()
+    }
+}
+
+/// The payload a webhook takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WebhookFormat {
+    /// Conveyor's JSON object (type, namespace, pipeline, environment, release, …).
+    Json,
+    /// Slack-compatible `{"text": "…"}` (Slack incoming webhooks, Mattermost, Rocket.Chat, …).
+    Slack,
+}
+
+impl WebhookFormat {
+    /// The default for a URL: Slack's webhook host takes Slack's format, anything else JSON.
+    pub fn for_url(url: &url::Url) -> Self {
+        if url.host_str() == Some(SLACK_WEBHOOK_HOST) { Self::Slack } else { Self::Json }
+    }
+}
+
+/// The host of Slack's incoming webhooks.
+const SLACK_WEBHOOK_HOST: &str = "hooks.slack.com";
 
 /// Bounds on untrusted repository content, checked while packaging.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,7 +164,8 @@ struct RawConfig {
     git_timeout: Option<String>,
     tag_prefix: Option<String>,
     changelog_file: Option<String>,
-    notification_webhooks: Option<Vec<String>>,
+    notification_webhooks: Option<Vec<RawWebhook>>,
+    notification_timeout: Option<String>,
     metrics_address: Option<String>,
     artifact_dir: Option<String>,
     prometheus_address: Option<String>,
@@ -148,6 +199,41 @@ fn number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Resu
     }))
 }
 
+/// A `notification_webhooks` entry as written: `URL`, `FORMAT=URL`, or (in the file) a mapping
+/// `{url: URL, format: FORMAT}`.
+#[derive(Debug)]
+enum RawWebhook {
+    Short(String),
+    Mapping(WebhookMapping),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookMapping {
+    url: String,
+    #[serde(default)]
+    format: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for RawWebhook {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawWebhook;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a webhook URL, or a mapping {url: URL, format: json|slack}")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<RawWebhook, E> {
+                Ok(RawWebhook::Short(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> std::result::Result<RawWebhook, A::Error> {
+                WebhookMapping::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(RawWebhook::Mapping)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
 /// Every key, as written in the file; `CONVEYOR_` + upper case gives the env var.
 pub const KEYS: &[&str] = &[
     "environments",
@@ -159,6 +245,7 @@ pub const KEYS: &[&str] = &[
     "tag_prefix",
     "changelog_file",
     "notification_webhooks",
+    "notification_timeout",
     "metrics_address",
     "artifact_dir",
     "prometheus_address",
@@ -244,7 +331,10 @@ fn apply_env(raw: &mut RawConfig, key: &str, value: &str) -> std::result::Result
         "git_timeout" => raw.git_timeout = s,
         "tag_prefix" => raw.tag_prefix = s,
         "changelog_file" => raw.changelog_file = s,
-        "notification_webhooks" => raw.notification_webhooks = Some(split_list(value)),
+        "notification_webhooks" => {
+            raw.notification_webhooks = Some(split_list(value).into_iter().map(RawWebhook::Short).collect())
+        }
+        "notification_timeout" => raw.notification_timeout = s,
         "metrics_address" => raw.metrics_address = s,
         "artifact_dir" => raw.artifact_dir = s,
         "prometheus_address" => raw.prometheus_address = s,
@@ -309,9 +399,14 @@ fn build(raw: RawConfig, origin: &dyn Fn(&'static str) -> String) -> Result<Conf
     let notification_webhooks = raw
         .notification_webhooks
         .unwrap_or_default()
-        .iter()
-        .map(|u| http_url("notification_webhooks", u))
+        .into_iter()
+        .enumerate()
+        .map(|(i, w)| webhook(w).map_err(|m| invalid("notification_webhooks", format!("entry {}: {m}", i + 1))))
         .collect::<Result<Vec<_>>>()?;
+    let notification_timeout = dur("notification_timeout", raw.notification_timeout, "5s")?;
+    if notification_timeout.is_zero() {
+        return Err(invalid("notification_timeout", "must be greater than 0s".into()));
+    }
     let metrics_raw = raw.metrics_address.unwrap_or_else(|| "0.0.0.0:8080".into());
     let metrics_address = metrics_raw.parse().map_err(|_| {
         invalid("metrics_address", format!("`{metrics_raw}` is not HOST:PORT with an IP address, e.g. 0.0.0.0:8080"))
@@ -372,6 +467,7 @@ fn build(raw: RawConfig, origin: &dyn Fn(&'static str) -> String) -> Result<Conf
         tag_prefix,
         changelog_file: changelog_file.into(),
         notification_webhooks,
+        notification_timeout,
         metrics_address,
         artifact_dir: artifact_dir.into(),
         prometheus_address,
@@ -383,6 +479,38 @@ fn build(raw: RawConfig, origin: &dyn Fn(&'static str) -> String) -> Result<Conf
         watch_namespace,
         package_limits,
     })
+}
+
+/// One webhook entry. Messages never echo the URL: its path is a secret.
+fn webhook(raw: RawWebhook) -> std::result::Result<Webhook, String> {
+    let (url, format) = match raw {
+        // `FORMAT=URL`: a URL always has `scheme:` before any `=`, so a word of letters before
+        // the first `=` can only be a format.
+        RawWebhook::Short(s) => match s.split_once('=') {
+            Some((format, url)) if !format.is_empty() && format.chars().all(|c| c.is_ascii_alphabetic()) => {
+                (url.trim().to_owned(), Some(format.to_owned()))
+            }
+            _ => (s, None),
+        },
+        RawWebhook::Mapping(m) => (m.url, m.format),
+    };
+    let url = match url::Url::parse(&url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
+        Ok(u) => return Err(format!("a `{}:` URL is not an http:// or https:// URL", u.scheme())),
+        Err(e) => return Err(format!("not an http:// or https:// URL ({e})")),
+    };
+    let format = match format.as_deref() {
+        None => WebhookFormat::for_url(&url),
+        Some("json") => WebhookFormat::Json,
+        Some("slack") => WebhookFormat::Slack,
+        Some(other) => {
+            return Err(format!(
+                "format `{other}` is unknown; use `json` (Conveyor's JSON) or `slack` (Slack-compatible text), \
+                 as `{{url: …, format: slack}}` in the file or `slack=https://…` in a list"
+            ));
+        }
+    };
+    Ok(Webhook { url, format })
 }
 
 /// `1234`, `512Ki`, `64Mi` or `1Gi` as a number.
@@ -506,6 +634,87 @@ mod tests {
         assert!(!c.allow_cluster_scoped);
         let err = load("", &[("CONVEYOR_ALLOW_CLUSTER_SCOPED", "1")]).unwrap_err().to_string();
         assert!(err.contains("allow_cluster_scoped") && err.contains("env CONVEYOR_ALLOW_CLUSTER_SCOPED"), "{err}");
+    }
+
+    #[test]
+    fn webhooks_take_urls_and_mappings_with_a_format() {
+        let c = load(
+            "notification_webhooks:\n  - https://hooks.example.com/conveyor\n  - {url: \"https://chat.example.com/hooks/x\", format: slack}\n  - {url: \"https://hooks.slack.com/services/T/B/X\"}\n  - slack=http://127.0.0.1:9/x?a=b\nnotification_timeout: 2s\n",
+            &[],
+        )
+        .unwrap();
+        let formats: Vec<_> = c.notification_webhooks.iter().map(|w| (w.url.as_str(), w.format)).collect();
+        assert_eq!(
+            formats,
+            [
+                ("https://hooks.example.com/conveyor", WebhookFormat::Json),
+                ("https://chat.example.com/hooks/x", WebhookFormat::Slack),
+                // Slack's own host needs no format.
+                ("https://hooks.slack.com/services/T/B/X", WebhookFormat::Slack),
+                ("http://127.0.0.1:9/x?a=b", WebhookFormat::Slack),
+            ]
+        );
+        assert_eq!(c.notification_timeout, Duration::from_secs(2));
+        assert_eq!(Config::load_from(None, &BTreeMap::new()).unwrap().notification_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn webhooks_from_the_env_var_choose_their_format_by_prefix() {
+        let c = load(
+            "",
+            &[(
+                "CONVEYOR_NOTIFICATION_WEBHOOKS",
+                "https://a.example.com/x?k=v, slack=https://b.example.com/y,json=https://hooks.slack.com/z",
+            )],
+        )
+        .unwrap();
+        let formats: Vec<_> = c.notification_webhooks.iter().map(|w| (w.url.host_str().unwrap(), w.format)).collect();
+        assert_eq!(
+            formats,
+            [
+                ("a.example.com", WebhookFormat::Json),
+                ("b.example.com", WebhookFormat::Slack),
+                ("hooks.slack.com", WebhookFormat::Json)
+            ]
+        );
+        assert_eq!(c.notification_webhooks[0].url.query(), Some("k=v"));
+    }
+
+    #[test]
+    fn bad_webhooks_are_named_with_the_fix_and_never_echo_the_url() {
+        let cases = [
+            (
+                "notification_webhooks: [{url: \"https://hooks.slack.com/services/SECRET\", format: teams}]\n",
+                "format `teams` is unknown; use `json`",
+            ),
+            ("notification_webhooks: [\"teams=https://x.example.com/SECRET\"]\n", "entry 1: format `teams` is unknown"),
+            (
+                "notification_webhooks: [https://ok.example.com, \"ftp://x.example.com/SECRET\"]\n",
+                "entry 2: a `ftp:` URL is not an http",
+            ),
+            ("notification_webhooks: [\"hooks.slack.com/SECRET\"]\n", "entry 1: not an http:// or https:// URL"),
+            ("notification_timeout: 0s\n", "notification_timeout"),
+        ];
+        for (text, words) in cases {
+            let err = load(text, &[]).unwrap_err().to_string();
+            assert!(err.contains(words), "{text:?} gave {err}");
+            assert!(!err.contains("SECRET"), "{text:?} leaked the URL: {err}");
+        }
+        let err = load("notification_webhooks: [{url: \"https://x.example.com\", fromat: slack}]\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("fromat"), "{err}");
+        let err = load("", &[("CONVEYOR_NOTIFICATION_WEBHOOKS", "xml=https://x.example.com/SECRET")]).unwrap_err();
+        let err = err.to_string();
+        assert!(err.contains("env CONVEYOR_NOTIFICATION_WEBHOOKS") && err.contains("`xml` is unknown"), "{err}");
+        assert!(!err.contains("SECRET"), "{err}");
+    }
+
+    #[test]
+    fn a_webhook_prints_its_host_only() {
+        let c = load("notification_webhooks: [\"https://hooks.slack.com/services/T0/B0/SECRET\"]\n", &[]).unwrap();
+        let shown = format!("{c:?}");
+        assert!(shown.contains("hooks.slack.com") && !shown.contains("SECRET"), "{shown}");
+        let c = load("notification_webhooks: [\"http://127.0.0.1:8081/SECRET\"]\n", &[]).unwrap();
+        assert_eq!(c.notification_webhooks[0].host(), "127.0.0.1:8081");
     }
 
     #[test]

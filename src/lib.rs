@@ -16,6 +16,8 @@ pub mod core;
 pub mod deploy;
 /// Leader election on a Lease.
 pub mod leader;
+/// Webhook notifications of deploys, promotions, failures and rollbacks: queued, delivered in order, retried.
+pub mod notify;
 /// One packaging path for the controller and the CLI: git → validated manifests → artifact, notes.
 pub mod packaging;
 /// The reconcile shell around the core.

@@ -76,7 +76,7 @@ pub struct Environment {
     pub name: String,
     /// Namespace the artifact's objects are applied to.
     pub namespace: String,
-    /// `Automatic` promotes on health; `Manual` waits for `conveyor approve`.
+    /// `Automatic` (default) promotes on health; `Manual` waits for `conveyor approve`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<Approval>,
     /// How long a release must stay healthy here before it is promoted on (`0s`, `10m`, `1h30m`).
@@ -104,7 +104,8 @@ pub enum Approval {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthChecks {
-    /// Overall deadline for the environment to become healthy (default `5m`).
+    /// Overall deadline for the environment to become healthy (default: the controller's
+    /// `validation_timeout`, `5m` unless configured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
     /// Wait for the artifact's Deployments, StatefulSets and DaemonSets to become ready (default true).
@@ -239,6 +240,34 @@ pub enum EnvironmentPhase {
     RollingBack,
     /// The release failed here and nothing could be restored.
     Failed,
+}
+
+impl EnvironmentPhase {
+    /// Every phase, in the order an environment usually goes through them.
+    pub const ALL: [Self; 8] = [
+        Self::Idle,
+        Self::Deploying,
+        Self::Verifying,
+        Self::Soaking,
+        Self::AwaitingApproval,
+        Self::Healthy,
+        Self::RollingBack,
+        Self::Failed,
+    ];
+
+    /// The name as written in status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "Idle",
+            Self::Deploying => "Deploying",
+            Self::Verifying => "Verifying",
+            Self::Soaking => "Soaking",
+            Self::AwaitingApproval => "AwaitingApproval",
+            Self::Healthy => "Healthy",
+            Self::RollingBack => "RollingBack",
+            Self::Failed => "Failed",
+        }
+    }
 }
 
 /// State of one environment of a Pipeline.

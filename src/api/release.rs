@@ -128,6 +128,9 @@ pub struct ReleaseStatus {
     /// The exact commit packaged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
+    /// When that commit was made (committer time): where lead time for changes starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committed_at: Option<Time>,
     /// The packaged artifact.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact: Option<Artifact>,

@@ -379,6 +379,23 @@ pub fn summary(
             message: format!("{env}: {:?}{current}", state.phase),
         };
     }
+    if let Some((env, state)) = pairs().find(|(_, s)| s.phase == EnvironmentPhase::Failed) {
+        let why = state.reason.as_deref().unwrap_or("failed");
+        return Summary::Stalled { reason: Reason::DeploymentFailed, message: format!("{env}: {why}") };
+    }
+    // A failure, a rollback or a refused namespace needs someone whatever else waits: they come
+    // before an approval, which would otherwise hide them (kstatus: Stalled, not Reconciling).
+    let rolled_back = |s: &EnvironmentState| s.current.as_ref().is_some_and(|c| c.rollback_of.is_some());
+    // After an automatic rollback the environment runs the restored release, healthy, and keeps
+    // the reason until a newer release starts: the pipeline needs one to move on.
+    if let Some((env, why)) = pairs().find_map(|(env, s)| Some((env, s.reason.as_deref().filter(|_| rolled_back(s))?)))
+    {
+        return Summary::Stalled { reason: Reason::RolledBack, message: format!("{env}: {why}") };
+    }
+    if let Some((env, why)) = pairs().find_map(|(env, s)| Some((env, s.reason.as_deref().filter(|_| !rolled_back(s))?)))
+    {
+        return Summary::Stalled { reason: Reason::NamespaceNotAllowed, message: format!("{env}: {why}") };
+    }
     if let Some((env, state)) = pairs().find(|(_, s)| s.phase == EnvironmentPhase::AwaitingApproval) {
         let release = state.awaiting.as_deref().unwrap_or("a release");
         return Summary::Reconciling {
@@ -388,20 +405,6 @@ pub fn summary(
                 pipeline.0, pipeline.1
             ),
         };
-    }
-    if let Some((env, state)) = pairs().find(|(_, s)| s.phase == EnvironmentPhase::Failed) {
-        let why = state.reason.as_deref().unwrap_or("failed");
-        return Summary::Stalled { reason: Reason::DeploymentFailed, message: format!("{env}: {why}") };
-    }
-    // After an automatic rollback the environment runs the restored release, healthy, and keeps
-    // the reason until a newer release starts: the pipeline needs one to move on.
-    let rolled_back = |s: &EnvironmentState| s.current.as_ref().is_some_and(|c| c.rollback_of.is_some());
-    if let Some((env, why)) = pairs().find_map(|(env, s)| Some((env, s.reason.as_deref().filter(|_| rolled_back(s))?)))
-    {
-        return Summary::Stalled { reason: Reason::RolledBack, message: format!("{env}: {why}") };
-    }
-    if let Some((env, why)) = pairs().find_map(|(env, s)| Some((env, s.reason.as_deref()?))) {
-        return Summary::Stalled { reason: Reason::NamespaceNotAllowed, message: format!("{env}: {why}") };
     }
     if let Some((env, release)) = held.first().filter(|_| paused) {
         let env = names.get(*env).copied().unwrap_or_default();

@@ -8,6 +8,7 @@ pub mod environments;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod health;
+pub mod metrics;
 pub mod notes;
 pub mod plan;
 pub mod release;

@@ -558,6 +558,20 @@ fn combined(workloads: Option<&Health>, checks: Verdict) -> Option<Health> {
 }
 
 /// The newest release that may enter this environment now.
+/// Per environment, the release waiting to enter it: one that would start now if nothing held it
+/// (an approval, the pause, a namespace that does not opt in). `None` while a deployment is in
+/// flight there (that one ends by itself) or when nothing is newer than what ran.
+pub fn waiting<'a>(releases: &'a [Candidate], state: &[EnvironmentState]) -> Vec<Option<&'a Candidate>> {
+    state
+        .iter()
+        .enumerate()
+        .map(|(i, here)| {
+            let upstream = i.checked_sub(1).map(|up| &state[up]);
+            if here.in_flight() { None } else { candidate(releases, here, upstream) }
+        })
+        .collect()
+}
+
 fn candidate<'a>(
     releases: &'a [Candidate],
     here: &EnvironmentState,

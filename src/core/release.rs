@@ -2,6 +2,7 @@
 //! status that follows from an outcome. Pure: the shell fetches, packages and writes.
 
 use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::Reason;
 use crate::api::release::{Artifact, Release, ReleasePhase, ReleaseSpec, ReleaseStatus};
@@ -37,6 +38,8 @@ pub enum Outcome {
     Packaged {
         /// The exact commit packaged.
         commit: String,
+        /// When that commit was made (committer time).
+        committed_at: Option<Timestamp>,
         /// The artifact.
         artifact: Artifact,
         /// Release notes (given in the spec or generated).
@@ -153,9 +156,10 @@ pub fn release_status(
                 next.phase = Some(ReleasePhase::Packaging);
                 Summary::Reconciling { reason: Reason::Packaging, message: packaging_message(&release.spec) }
             }
-            Some(Outcome::Packaged { commit, artifact, notes }) => {
+            Some(Outcome::Packaged { commit, committed_at, artifact, notes }) => {
                 next.phase = Some(ReleasePhase::Packaged);
                 next.commit = Some(commit.clone());
+                next.committed_at = committed_at.map(Time);
                 next.artifact = Some(artifact.clone());
                 next.notes = Some(notes.clone());
                 next.packaged_spec = Some(release.spec.clone());
@@ -212,8 +216,6 @@ fn packaging_message(spec: &ReleaseSpec) -> String {
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-
     use super::*;
     use crate::api::ConditionType;
     use crate::core::conditions::is_true;
@@ -224,7 +226,12 @@ mod tests {
     }
 
     fn packaged_outcome() -> Outcome {
-        Outcome::Packaged { commit: "c0ffee".repeat(6) + "c0ff", artifact: artifact(), notes: "## 1.0.0".into() }
+        Outcome::Packaged {
+            commit: "c0ffee".repeat(6) + "c0ff",
+            committed_at: Some(t(100)),
+            artifact: artifact(),
+            notes: "## 1.0.0".into(),
+        }
     }
 
     /// A release at `generation` whose status went through `outcomes`, one pass each.
@@ -356,6 +363,7 @@ mod tests {
         let r = after(1, &[Outcome::Begun, packaged_outcome()]);
         let s = r.status.clone().unwrap();
         assert_eq!(s.commit.as_deref(), Some(("c0ffee".repeat(6) + "c0ff").as_str()));
+        assert_eq!(s.committed_at, Some(Time(t(100))));
         assert_eq!(s.artifact, Some(artifact()));
         assert_eq!(s.notes.as_deref(), Some("## 1.0.0"));
         assert_eq!(s.packaged_spec.as_ref(), Some(&r.spec));

@@ -94,6 +94,8 @@ pub struct Context {
     pub mirrors: Arc<Mirrors>,
     /// The HTTP client of health checks (HTTP and Prometheus).
     pub prober: crate::checks::http::Prober,
+    /// Webhook notifications (one delivery task per configured webhook).
+    pub notifier: crate::notify::Notifier,
 }
 
 impl Context {
@@ -110,6 +112,9 @@ impl Context {
         let store = Arc::new(Store::open(&config.artifact_dir)?);
         let mirrors = Arc::new(Mirrors::new(config.artifact_dir.join("git")));
         let prober = crate::checks::http::Prober::new(config.allow_link_local_checks).map_err(std::io::Error::other)?;
+        let notifier =
+            crate::notify::Notifier::start(&config.notification_webhooks, config.notification_timeout, metrics.clone())
+                .map_err(std::io::Error::other)?;
         Ok(Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,
@@ -120,6 +125,7 @@ impl Context {
             store,
             mirrors,
             prober,
+            notifier,
         })
     }
 
@@ -156,6 +162,7 @@ pub async fn check_crds(ctx: &Context) -> std::result::Result<(), String> {
 pub async fn run(ctx: Arc<Context>, ready: Arc<AtomicBool>, shutdown: CancellationToken) {
     let (release_controller, releases, mut pipelines_synced) = release::controller(ctx.clone(), shutdown.clone());
     let (pipeline_controller, pipelines) = pipeline::controller(ctx.clone(), shutdown.clone());
+    ctx.metrics.environments.watch(pipelines.clone(), releases.clone());
     let started = ready.clone();
     let stop_readiness = shutdown.clone();
     let readiness = async move {

@@ -24,6 +24,7 @@ use crate::api::{Pipeline, Release};
 use crate::core::environments::{
     approvals, automatic_rollback, candidates, environment_specs, history_limit, paused, rollback_requests,
 };
+use crate::core::metrics::{self, ended};
 use crate::core::plan::{self, Input, Observation, checks_to_probe, namespace_allowed};
 use crate::core::status::{current_states, pipeline_status};
 use crate::core::validate::validate_pipeline;
@@ -131,6 +132,9 @@ async fn reconcile(cached: Arc<Pipeline>, ctx: Arc<PipelineContext>) -> Result<A
     let candidates = candidates(&name, releases.iter().map(AsRef::as_ref));
     let allowed = allowed_namespaces(base, &ns, &specs).await?;
     let limit = history_limit(&pipeline.spec);
+    for env in &specs {
+        base.metrics.environment_known([&ns, &name, &env.name]);
+    }
 
     let mut state = current_states(&pipeline);
     let mut observed = vec![Observation::default(); specs.len()];
@@ -170,6 +174,7 @@ async fn reconcile(cached: Arc<Pipeline>, ctx: Arc<PipelineContext>) -> Result<A
         let new_status = pipeline_status(&pipeline, &[], Some(&plan), super::now());
         status::apply(&api, &pipeline, pipeline.status.as_ref(), &new_status).await?;
         pipeline.status = Some(new_status);
+        record_ended(base, &ns, &name, &specs, &state, &plan.state, &releases);
         state = plan.state;
         requeue = plan.requeue;
         // Deploy outcomes are consumed by this plan; health read moments ago still holds for the
@@ -183,8 +188,11 @@ async fn reconcile(cached: Arc<Pipeline>, ctx: Arc<PipelineContext>) -> Result<A
         for action in plan.actions {
             match action {
                 plan::Action::Event(e) => {
+                    // Webhooks hear of it too: queued, never awaited, so a dead receiver cannot slow this loop.
+                    base.notifier.announce(&pipeline, &specs[e.environment].name, &state[e.environment], &releases, &e);
                     if e.reason == "RollingBack" {
-                        base.metrics.rollback(if e.warning { "automatic" } else { "requested" });
+                        let at = [ns.as_str(), name.as_str(), specs[e.environment].name.as_str()];
+                        base.metrics.rollback(at, if e.warning { "automatic" } else { "requested" });
                     }
                     let type_ = if e.warning { EventType::Warning } else { EventType::Normal };
                     // One action per environment and the release as related object: Events of
@@ -215,6 +223,29 @@ async fn reconcile(cached: Arc<Pipeline>, ctx: Arc<PipelineContext>) -> Result<A
         Some(after) => Action::requeue(after),
         None => Action::requeue(RESYNC),
     })
+}
+
+/// Counts and times the deployments that ended in this round (once its status is written, so a
+/// round that is planned again after a failed write is not counted twice).
+fn record_ended(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    specs: &[plan::EnvironmentSpec],
+    before: &[plan::EnvironmentState],
+    after: &[plan::EnvironmentState],
+    releases: &[Arc<Release>],
+) {
+    for ended in ended(before, after) {
+        let at = [ns, name, specs[ended.environment].name.as_str()];
+        // Lead time for changes: from the commit to healthy here, for a new release.
+        let lead_time = (ended.result == Some(metrics::Result::Succeeded))
+            .then(|| releases.iter().find(|r| r.name_any() == ended.release))
+            .flatten()
+            .and_then(|r| r.status.as_ref()?.committed_at.as_ref())
+            .map(|committed| metrics::seconds(committed.0, ended.finished_at));
+        ctx.metrics.deployment_ended(at, &ended, lead_time);
+    }
 }
 
 /// Per environment, whether the pipeline may deploy into its namespace (a namespace that does

@@ -259,7 +259,8 @@ async fn run_packaging(
     let (limits, timeout) = (ctx.config.package_limits, ctx.config.git_timeout);
     let path = source.path.unwrap_or_default();
     let url = git.url.trim().to_owned();
-    let job = tokio::task::spawn_blocking(move || -> Result<(packaging::Packaged, String), packaging::Error> {
+    type Built = (packaging::Packaged, String, Option<jiff::Timestamp>);
+    let job = tokio::task::spawn_blocking(move || -> Result<Built, packaging::Error> {
         let (repo, commit) = mirrors.fetch(&url, credentials.as_ref(), &reference, timeout)?;
         let packaged = packaging::package(
             &repo,
@@ -269,12 +270,16 @@ async fn run_packaging(
             packaging::Sink::Store { store: &store, expected: expected.as_ref() },
         )?;
         let notes = notes(&repo, &packaged)?;
-        Ok((packaged, notes))
+        // Lead time starts at the commit; a commit that cannot be read back only loses that figure.
+        let committed_at =
+            repo.find_commit(commit).ok().and_then(|c| jiff::Timestamp::from_second(c.time().seconds()).ok());
+        Ok((packaged, notes, committed_at))
     });
     // The fetch stops itself at the git timeout; this bounds the rest (reading, packaging).
     let outcome = match tokio::time::timeout(timeout + PACKAGING_GRACE, job).await {
-        Ok(Ok(Ok((p, notes)))) => Outcome::Packaged {
+        Ok(Ok(Ok((p, notes, committed_at)))) => Outcome::Packaged {
             commit: p.commit.to_string(),
+            committed_at,
             artifact: Artifact {
                 digest: p.digest.to_string(),
                 size: i64::try_from(p.size).unwrap_or(i64::MAX),

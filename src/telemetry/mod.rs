@@ -12,6 +12,13 @@ use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, 
 
 use crate::config::LogFormat;
 
+mod environments;
+
+pub use environments::Environments;
+
+/// Labels naming one environment of one Pipeline: bounded by configuration, not by history.
+const ENVIRONMENT: [&str; 3] = ["namespace", "pipeline", "environment"];
+
 /// The controller's metrics, in a registry of their own.
 pub struct Metrics {
     registry: Registry,
@@ -21,6 +28,13 @@ pub struct Metrics {
     artifact_bytes: prometheus::Histogram,
     rollbacks: IntCounterVec,
     check_failures: IntCounterVec,
+    deployments: IntCounterVec,
+    deployment_duration: HistogramVec,
+    lead_time: HistogramVec,
+    time_to_restore: HistogramVec,
+    notifications: IntCounterVec,
+    /// Per-environment gauges, read from the Pipeline cache at scrape time.
+    pub environments: Environments,
     /// 1 while this replica holds the leader Lease.
     pub leader: IntGauge,
 }
@@ -61,10 +75,57 @@ impl Metrics {
         )
         .expect("static metric definition");
         let rollbacks = IntCounterVec::new(
-            Opts::new("conveyor_rollbacks_total", "Rollbacks started, by trigger (automatic, requested)."),
-            &["trigger"],
+            Opts::new(
+                "conveyor_rollbacks_total",
+                "Rollbacks started, by environment and trigger (automatic, requested).",
+            ),
+            &[ENVIRONMENT[0], ENVIRONMENT[1], ENVIRONMENT[2], "trigger"],
         )
         .expect("static metric definition");
+        let deployments = IntCounterVec::new(
+            Opts::new(
+                "conveyor_deployments_total",
+                "Deployments of new releases that ended, by environment and result (succeeded; failed; rolled_back: \
+                 failed and an automatic rollback started). Rollbacks are not counted here.",
+            ),
+            &[ENVIRONMENT[0], ENVIRONMENT[1], ENVIRONMENT[2], "result"],
+        )
+        .expect("static metric definition");
+        let deployment_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "conveyor_deployment_duration_seconds",
+                "Deployment start to end (apply, verification, soak), by environment and result.",
+            )
+            .buckets(vec![5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0]),
+            &[ENVIRONMENT[0], ENVIRONMENT[1], ENVIRONMENT[2], "result"],
+        )
+        .expect("static metric definition");
+        let lead_time = HistogramVec::new(
+            HistogramOpts::new(
+                "conveyor_lead_time_seconds",
+                "Lead time for changes: the release's commit to healthy in the environment.",
+            )
+            .buckets(vec![
+                60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 43200.0, 86400.0, 259200.0, 604800.0, 2592000.0,
+            ]),
+            &ENVIRONMENT,
+        )
+        .expect("static metric definition");
+        let time_to_restore = HistogramVec::new(
+            HistogramOpts::new(
+                "conveyor_time_to_restore_seconds",
+                "Time to restore: a deployment failing in the environment to the environment healthy again.",
+            )
+            .buckets(vec![10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0, 86400.0, 604800.0]),
+            &ENVIRONMENT,
+        )
+        .expect("static metric definition");
+        let notifications = IntCounterVec::new(
+            Opts::new("conveyor_notifications_total", "Webhook notifications, by result (delivered, failed, dropped)."),
+            &["result"],
+        )
+        .expect("static metric definition");
+        let environments = Environments::default();
         let check_failures = IntCounterVec::new(
             Opts::new(
                 "conveyor_check_failures_total",
@@ -82,6 +143,12 @@ impl Metrics {
             Box::new(artifact_bytes.clone()),
             Box::new(rollbacks.clone()),
             Box::new(check_failures.clone()),
+            Box::new(deployments.clone()),
+            Box::new(deployment_duration.clone()),
+            Box::new(lead_time.clone()),
+            Box::new(time_to_restore.clone()),
+            Box::new(notifications.clone()),
+            Box::new(environments.clone()),
             Box::new(leader.clone()),
         ] {
             registry.register(m).expect("metric names are unique");
@@ -94,6 +161,12 @@ impl Metrics {
             artifact_bytes,
             rollbacks,
             check_failures,
+            deployments,
+            deployment_duration,
+            lead_time,
+            time_to_restore,
+            notifications,
+            environments,
             leader,
         }
     }
@@ -116,9 +189,47 @@ impl Metrics {
         }
     }
 
-    /// Counts a rollback started; `trigger` is `automatic` or `requested`.
-    pub fn rollback(&self, trigger: &'static str) {
-        self.rollbacks.with_label_values(&[trigger]).inc();
+    /// Counts a rollback started in `at` (namespace, pipeline, environment); `trigger` is
+    /// `automatic` or `requested`.
+    pub fn rollback(&self, at: [&str; 3], trigger: &'static str) {
+        self.rollbacks.with_label_values(&[at[0], at[1], at[2], trigger]).inc();
+    }
+
+    /// Makes the per-environment counters of `at` (namespace, pipeline, environment) exist at 0,
+    /// so that the first deployment or rollback there is an increase `rate()` and `increase()` see.
+    pub fn environment_known(&self, at: [&str; 3]) {
+        for result in crate::core::metrics::Result::ALL {
+            let labels = [at[0], at[1], at[2], result.as_str()];
+            self.deployments.with_label_values(&labels);
+            self.deployment_duration.with_label_values(&labels);
+        }
+        for trigger in ["automatic", "requested"] {
+            self.rollbacks.with_label_values(&[at[0], at[1], at[2], trigger]);
+        }
+        self.lead_time.with_label_values(&at);
+        self.time_to_restore.with_label_values(&at);
+    }
+
+    /// Records a deployment that ended in `at` (namespace, pipeline, environment): counted and
+    /// timed when it deployed a new release (`result`), time to restore when it made the
+    /// environment healthy again after failures, lead time when given (commit to healthy).
+    pub fn deployment_ended(&self, at: [&str; 3], ended: &crate::core::metrics::Ended, lead_time: Option<f64>) {
+        if let Some(result) = ended.result {
+            let labels = [at[0], at[1], at[2], result.as_str()];
+            self.deployments.with_label_values(&labels).inc();
+            self.deployment_duration.with_label_values(&labels).observe(ended.seconds);
+        }
+        if let Some(seconds) = ended.restored_after {
+            self.time_to_restore.with_label_values(&at).observe(seconds);
+        }
+        if let Some(seconds) = lead_time {
+            self.lead_time.with_label_values(&at).observe(seconds);
+        }
+    }
+
+    /// Counts a webhook notification; `result` is `delivered`, `failed` or `dropped`.
+    pub fn notification(&self, result: &'static str) {
+        self.notifications.with_label_values(&[result]).inc();
     }
 
     /// Counts a probe that did not pass; `type_` is `http` or `prometheus`, `outcome` is

@@ -9,6 +9,7 @@ pub mod git_server;
 pub mod kubelet;
 pub mod probe_server;
 pub mod prometheus;
+pub mod webhook;
 pub mod world;
 
 use std::future::Future;

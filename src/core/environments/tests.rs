@@ -320,9 +320,16 @@ fn summary_says_what_the_pipeline_waits_for() {
     assert_eq!((kind, r), ("Reconciling", Reason::Deploying), "in flight wins: {m}");
     assert!(m.starts_with("staging: Verifying shop-1.0.0 (dev-1)"), "{m}");
     let (kind, r, m) =
-        reason(summary(("shop", "shop-ns"), &envs, &[healthy.clone(), idle.clone(), awaiting], false, &[]));
+        reason(summary(("shop", "shop-ns"), &envs, &[healthy.clone(), idle.clone(), awaiting.clone()], false, &[]));
     assert_eq!((kind, r), ("Reconciling", Reason::AwaitingApproval));
     assert!(m.ends_with("conveyor approve shop prod -n shop-ns"), "{m}");
+    // A failure or a refused namespace is not hidden behind an approval elsewhere.
+    let (kind, r, _) =
+        reason(summary(("shop", "shop-ns"), &envs, &[healthy.clone(), failed.clone(), awaiting.clone()], false, &[]));
+    assert_eq!((kind, r), ("Stalled", Reason::DeploymentFailed));
+    let (kind, r, _) =
+        reason(summary(("shop", "shop-ns"), &envs, &[refused.clone(), idle.clone(), awaiting.clone()], false, &[]));
+    assert_eq!((kind, r), ("Stalled", Reason::NamespaceNotAllowed));
     let (kind, r, m) =
         reason(summary(("shop", "shop-ns"), &envs, &[healthy.clone(), failed, refused.clone()], false, &[]));
     assert_eq!((kind, r, m.as_str()), ("Stalled", Reason::DeploymentFailed, "staging: broken"));
