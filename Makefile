@@ -10,9 +10,15 @@ demo:
 test:
 	bash tests/run-tests.sh
 
-## Regenerate crds/ from the Rust types.
+## Regenerate crds/, the chart's copy charts/conveyor/crds/ and docs/reference.md from the Rust types. Old files go
+## first, so a CRD renamed or removed in the code leaves no stale file behind (built beforehand, so
+## a build error removes nothing).
 crds:
-	cargo run --quiet -- crds --dir crds
+	cargo build --quiet --bin conveyor
+	rm -f crds/*.yaml charts/conveyor/crds/*.yaml
+	cargo run --quiet --bin conveyor -- crds --dir crds
+	cargo run --quiet --bin conveyor -- crds --dir charts/conveyor/crds
+	python3 tests/crd-reference.py > docs/reference.md
 
 ## Benchmarks, printing figures (BENCH_RUNS=5 each): package 10,000 generated manifests with conveyor
 ## and with git archive; time automatic rollbacks on a local control plane (CONVEYOR_TEST_KUBECONFIG's,

@@ -9,6 +9,8 @@ source tests/lib.sh
 need_rust
 apt_install shellcheck
 need_prometheus
+# kubectl (for the `kubectl conveyor` plugin test and the chart) and Helm.
+kubectl_layer=$(need_kubectl_layer)
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -32,4 +34,8 @@ tests/control-plane.sh start "$run_dir" >/dev/null
 
 step "cargo test (unit, CRD drift, integration against the control plane)"
 # Benchmarks are measurements, run by `make bench`, not tests.
-CONVEYOR_TEST_KUBECONFIG="$run_dir/kubeconfig" cargo test --lib --bins --tests --no-fail-fast
+CONVEYOR_TEST_KUBECONFIG="$run_dir/kubeconfig" CONVEYOR_TEST_KUBECTL="$kubectl_layer/kubectl" \
+  cargo test --lib --bins --tests --no-fail-fast
+
+step "Helm chart: lint, template, install into the control plane, RBAC proven by a real controller"
+tests/chart.sh "$run_dir/kubeconfig"
