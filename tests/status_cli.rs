@@ -8,7 +8,7 @@ use conveyor::api::{Pipeline, Release};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-use support::cli::conveyor;
+use support::cli::{conveyor, kubectl};
 
 const AT: &str = "2024-05-01T10:00:00Z";
 const DONE: &str = "2024-05-01T10:01:30Z";
@@ -361,21 +361,9 @@ async fn watch_in_a_terminal_redraws_in_place() {
 #[tokio::test]
 async fn kubectl_runs_conveyor_as_a_plugin() {
     let ns = setup("cli-status-kubectl").await;
-    let kubectl = std::env::var("CONVEYOR_TEST_KUBECTL").unwrap_or_else(|_| "kubectl".to_owned());
     let plugins = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_conveyor"), plugins.path().join("kubectl-conveyor")).unwrap();
-    let path = format!("{}:{}", plugins.path().display(), std::env::var("PATH").unwrap_or_default());
-    let kubectl_run = |args: &[&str]| {
-        let out = std::process::Command::new(&kubectl)
-            .args(args)
-            .env("PATH", &path)
-            .env("KUBECONFIG", support::kubeconfig())
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("cannot run kubectl ({kubectl}): {e}; install it or set CONVEYOR_TEST_KUBECTL to its path")
-            });
-        Run::from(out)
-    };
+    let kubectl_run = |args: &[&str]| kubectl(args, Some(plugins.path()));
     let table = kubectl_run(&["conveyor", "status", "checkout", "-n", &ns]).ok();
     assert_eq!(table.stdout, conveyor(&["status", "checkout", "-n", &ns]).ok().stdout);
     assert!(table.stdout.contains("ENVIRONMENT") && table.stdout.contains("staging"), "{}", table.stdout);

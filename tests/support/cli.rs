@@ -62,3 +62,19 @@ pub fn conveyor_with(kubeconfig: &Path, args: &[&str]) -> Run {
 pub fn conveyor(args: &[&str]) -> Run {
     conveyor_with(super::kubeconfig(), args)
 }
+
+/// Runs the real `kubectl <args>` against the test cluster, with `extra_path` (if any) first on
+/// PATH (for plugins). kubectl is `CONVEYOR_TEST_KUBECTL` (the test command sets it), else the
+/// one on PATH.
+pub fn kubectl(args: &[&str], extra_path: Option<&Path>) -> Run {
+    let kubectl = std::env::var("CONVEYOR_TEST_KUBECTL").unwrap_or_else(|_| "kubectl".to_owned());
+    let mut cmd = Command::new(&kubectl);
+    cmd.args(args).env("KUBECONFIG", super::kubeconfig());
+    if let Some(dir) = extra_path {
+        cmd.env("PATH", format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default()));
+    }
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("cannot run kubectl ({kubectl}): {e}; install it or set CONVEYOR_TEST_KUBECTL to its path")
+    });
+    Run::from(out)
+}
