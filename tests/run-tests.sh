@@ -9,6 +9,8 @@ source tests/lib.sh
 need_rust
 apt_install shellcheck
 need_prometheus
+# An independent validator for the status report's JSON Schema (docs/status-report.schema.json).
+python3 -c 'import jsonschema' 2>/dev/null || apt_install python3-jsonschema
 # kubectl (for the `kubectl conveyor` plugin test and the chart) and Helm.
 kubectl_layer=$(need_kubectl_layer)
 

@@ -178,6 +178,22 @@ async fn json_and_yaml_report_every_deployment() {
         })
     );
 
+    // The whole output validates against the report's published JSON Schema (docs/), with an
+    // independent validator (python3-jsonschema).
+    let report = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(report.path(), serde_json::to_vec(&json).unwrap()).unwrap();
+    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/status-report.schema.json");
+    let validate = "import json, sys, jsonschema\n\
+        schema = json.load(open(sys.argv[1]))\n\
+        jsonschema.Draft202012Validator.check_schema(schema)\n\
+        jsonschema.Draft202012Validator(schema).validate(json.load(open(sys.argv[2])))";
+    let out = std::process::Command::new("python3")
+        .args(["-c", validate, schema])
+        .arg(report.path())
+        .output()
+        .expect("python3 (with python3-jsonschema) runs");
+    assert!(out.status.success(), "the report does not match {schema}:\n{}", String::from_utf8_lossy(&out.stderr));
+
     let yaml: Value = serde_norway::from_str(&conveyor(&["status", "checkout", "-n", &ns, "-o", "yaml"]).ok().stdout)
         .expect("the output is YAML");
     assert_eq!(yaml, json);
