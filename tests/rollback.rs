@@ -107,7 +107,11 @@ async fn a_failing_prometheus_check_rolls_back_to_the_previous_release() {
     assert_eq!((check.type_, check.result, check.failures), (CheckType::Prometheus, CheckVerdict::Failed, Some(1)));
     // Counted in metrics.
     let (_, metrics) = w.controller.get("/metrics").await.expect("metrics answer");
-    assert!(metrics.contains("conveyor_rollbacks_total{trigger=\"automatic\"} 1"), "{metrics}");
+    let counted = format!(
+        "conveyor_rollbacks_total{{environment=\"{DEV}\",namespace=\"{}\",pipeline=\"shop\",trigger=\"automatic\"}} 1",
+        w.ns
+    );
+    assert!(metrics.contains(&counted), "{counted} in {metrics}");
 }
 
 #[tokio::test]
