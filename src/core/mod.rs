@@ -9,6 +9,7 @@ pub mod environments;
 pub(crate) mod fixtures;
 pub mod health;
 pub mod notes;
+pub mod paths;
 pub mod plan;
 pub mod release;
 pub mod status;

@@ -220,7 +220,13 @@ mod tests {
     use crate::core::fixtures::{release, release_spec, t};
 
     fn artifact() -> Artifact {
-        Artifact { digest: format!("sha256:{}", "ab".repeat(32)), size: 2048, files: 3, objects: 5 }
+        Artifact {
+            digest: format!("sha256:{}", "ab".repeat(32)),
+            size: 2048,
+            files: 3,
+            objects: 5,
+            environments: Vec::new(),
+        }
     }
 
     fn packaged_outcome() -> Outcome {

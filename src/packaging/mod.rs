@@ -1,5 +1,12 @@
-//! One packaging path for the controller and `conveyor package`: manifests at a commit →
-//! validated objects → deterministic artifact (stored, or only measured), and release notes.
+//! One packaging path for the controller and `conveyor package`: a source at a commit →
+//! rendered, validated objects → deterministic artifact (stored, or only measured), and release
+//! notes.
+//!
+//! A plain directory that every environment shares is streamed file by file ([`package`]);
+//! everything else (kustomizations, Helm charts, per-environment sources) is rendered per
+//! environment first ([`environments`]), then archived the same way.
+
+mod environments;
 
 use std::io::Write;
 use std::path::Path;
@@ -9,10 +16,12 @@ use std::thread;
 use git2::{Oid, Repository};
 
 use crate::api::Reason;
+use crate::api::release::{Renderer, Source};
 use crate::api::types::Digest;
 use crate::artifact::{self, ArchiveWriter, Store};
 use crate::config::PackageLimits;
 use crate::core::notes::{MAX_NOTES_BYTES, release_notes_with_omitted};
+use crate::renderers::{self, Engines, Environment};
 use crate::source;
 
 /// Errors of packaging: from the git source or from the artifact.
@@ -24,6 +33,9 @@ pub enum Error {
     /// A manifest is invalid, or the store failed.
     #[error(transparent)]
     Artifact(#[from] artifact::Error),
+    /// Rendering (kustomize, helm, per-environment sources) failed.
+    #[error(transparent)]
+    Render(#[from] renderers::Error),
 }
 
 impl Error {
@@ -32,6 +44,7 @@ impl Error {
         match self {
             Self::Source(e) => e.reason(),
             Self::Artifact(e) => e.reason(),
+            Self::Render(e) => e.reason(),
         }
     }
 
@@ -40,6 +53,7 @@ impl Error {
         match self {
             Self::Source(e) => e.is_transient(),
             Self::Artifact(e) => e.is_transient(),
+            Self::Render(e) => e.is_transient(),
         }
     }
 }
@@ -55,8 +69,64 @@ pub struct Packaged {
     pub size: u64,
     /// Manifest files in it.
     pub files: usize,
-    /// Kubernetes objects in it.
+    /// Kubernetes objects in it (over all environments when rendered per environment).
     pub objects: usize,
+    /// Per-environment artifacts: each environment's part; empty when all share one.
+    pub environments: Vec<PackagedEnvironment>,
+}
+
+/// One environment's part of a per-environment artifact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackagedEnvironment {
+    /// Environment name (its files are under `<name>/`).
+    pub name: String,
+    /// The namespace Helm rendered for; `None` for other renderers, which do not see it.
+    pub namespace: Option<String>,
+    /// Objects rendered for it.
+    pub objects: usize,
+}
+
+/// What to package besides the repository and commit.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    /// The Release's `spec.source` (its `git` part is not read here).
+    pub source: &'a Source,
+    /// The environments to render for, in promotion order: the Pipeline's when packaging, the
+    /// ones recorded in the Release's status when rebuilding.
+    pub environments: &'a [Environment],
+    /// The Pipeline's name: Helm's `.Release.Name` unless the spec names one.
+    pub pipeline: &'a str,
+    /// The engines.
+    pub engines: &'a Engines,
+}
+
+/// Packages `request.source` at `commit` into `sink`: renders it first when it is a
+/// kustomization, a Helm chart or differs per environment; otherwise exactly as [`package`].
+pub fn package_source(
+    repo: &Repository,
+    commit: Oid,
+    request: &Request<'_>,
+    limits: &PackageLimits,
+    sink: Sink<'_>,
+) -> Result<Packaged, Error> {
+    let jobs = renderers::jobs(request.source, request.environments, |path| environments::detect(repo, commit, path))?;
+    if let [job] = jobs.as_slice()
+        && job.environment.is_none()
+        && job.renderer == Renderer::Plain
+    {
+        return package(repo, commit, &job.path, limits, sink);
+    }
+    let rendered = environments::render(repo, commit, &jobs, request, limits)?;
+    let files = rendered.files.len();
+    let objects = rendered.environments.iter().map(|e| e.objects).sum::<usize>() + rendered.shared_objects;
+    let write = |out: &mut dyn Write| -> Result<(Digest, u64), Error> {
+        Ok(artifact::write_archive(&rendered.files, out).map_err(artifact::Error::Io)?)
+    };
+    let (digest, size) = match sink {
+        Sink::Store { store, expected } => store.put_with(expected, write)?,
+        Sink::Writer(out) => write(out)?,
+    };
+    Ok(Packaged { commit, digest, size, files, objects, environments: rendered.environments })
 }
 
 /// Where an artifact goes.
@@ -88,6 +158,7 @@ pub fn package(
     sink: Sink<'_>,
 ) -> Result<Packaged, Error> {
     let manifests = source::list_manifests(repo, commit, path, limits)?;
+    environments::refuse_kustomizations(&manifests, path)?;
     let mut objects = 0;
     let mut write = |out: &mut dyn Write| -> Result<(Digest, u64), Error> {
         let (digest, size, count) = build(repo.path(), &manifests, path, limits, out)?;
@@ -98,7 +169,7 @@ pub fn package(
         Sink::Store { store, expected } => store.put_with(expected, write)?,
         Sink::Writer(out) => write(out)?,
     };
-    Ok(Packaged { commit, digest, size, files: manifests.len(), objects })
+    Ok(Packaged { commit, digest, size, files: manifests.len(), objects, environments: Vec::new() })
 }
 
 /// Most worker threads; past a few, the single compressing thread is the limit.
