@@ -418,4 +418,111 @@ mod tests {
             assert_eq!(std::fs::read_dir(dir.path().join(sub)).unwrap().count(), 0, "{sub}");
         }
     }
+
+    mod sources {
+        use super::*;
+        use crate::api::release::EnvironmentSource;
+        use crate::renderers::test_repo::{TreeRepo, files};
+
+        fn three() -> Vec<Environment> {
+            ["development", "staging", "production"]
+                .iter()
+                .map(|n| Environment { name: (*n).to_owned(), namespace: format!("shop-{n}") })
+                .collect()
+        }
+
+        /// Engines that do not exist: these tests must never need one.
+        fn no_engines() -> Engines {
+            Engines {
+                kustomize: "/nonexistent/kubectl".into(),
+                helm: "/nonexistent/helm".into(),
+                timeout: std::time::Duration::from_secs(1),
+            }
+        }
+
+        fn package_with(repo: &TreeRepo, source: &Source, out: &mut Vec<u8>) -> Result<Packaged, Error> {
+            let (environments, engines) = (three(), no_engines());
+            let request = Request { source, environments: &environments, pipeline: "shop", engines: &engines };
+            package_source(&repo.repo, repo.commit, &request, &PackageLimits::default(), Sink::Writer(out))
+        }
+
+        const CM: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n";
+
+        #[test]
+        fn a_fixed_plain_directory_packages_to_the_same_bytes_as_before_renderers() {
+            let repo = TreeRepo::new(&files(&[("deploy/a.yaml", CM), ("deploy/b/c.yml", CM), ("other/x.yaml", CM)]));
+            for path in ["deploy", "./deploy/"] {
+                let source = Source { path: Some(path.into()), ..Source::default() };
+                let (mut new, mut old) = (Vec::new(), Vec::new());
+                let packaged = package_with(&repo, &source, &mut new).unwrap();
+                let before =
+                    package(&repo.repo, repo.commit, path, &PackageLimits::default(), Sink::Writer(&mut old)).unwrap();
+                assert_eq!(new, old, "{path}");
+                assert_eq!(packaged, before);
+                assert!(packaged.environments.is_empty());
+                let paths: Vec<String> = artifact::read_archive(&new).unwrap().into_iter().map(|f| f.path).collect();
+                assert_eq!(paths, ["a.yaml", "b/c.yml"]);
+            }
+        }
+
+        #[test]
+        fn a_plain_directory_per_environment_is_laid_out_by_environment() {
+            let repo = TreeRepo::new(&files(&[
+                ("envs/development/a.yaml", CM),
+                ("envs/staging/a.yaml", CM),
+                ("envs/staging/b.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n"),
+                ("prod/a.yaml", CM),
+            ]));
+            let source = Source {
+                path: Some("envs/${CONVEYOR_ENVIRONMENT}".into()),
+                environments: vec![EnvironmentSource {
+                    name: "production".into(),
+                    path: Some("prod".into()),
+                    values_files: vec![],
+                }],
+                ..Source::default()
+            };
+            let mut out = Vec::new();
+            let packaged = package_with(&repo, &source, &mut out).unwrap();
+            let paths: Vec<String> = artifact::read_archive(&out).unwrap().into_iter().map(|f| f.path).collect();
+            assert_eq!(paths, ["development/a.yaml", "production/a.yaml", "staging/a.yaml", "staging/b.yaml"]);
+            let counts: Vec<(&str, Option<&str>, usize)> =
+                packaged.environments.iter().map(|e| (e.name.as_str(), e.namespace.as_deref(), e.objects)).collect();
+            assert_eq!(counts, [("development", None, 1), ("staging", None, 2), ("production", None, 1)]);
+            assert_eq!((packaged.files, packaged.objects), (4, 4));
+            // Deterministic: the same bytes again.
+            let mut again = Vec::new();
+            package_with(&repo, &source, &mut again).unwrap();
+            assert_eq!(out, again);
+        }
+
+        #[test]
+        fn a_kustomization_is_never_packaged_as_an_object() {
+            let kustomization =
+                "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nmetadata: {name: x}\n";
+            let repo =
+                TreeRepo::new(&files(&[("deploy/a.yaml", CM), ("deploy/sub/kustomization.yaml", kustomization)]));
+            for renderer in [None, Some(Renderer::Plain)] {
+                let source = Source { path: Some("deploy".into()), renderer, ..Source::default() };
+                let err = package_with(&repo, &source, &mut Vec::new()).unwrap_err();
+                assert_eq!(err.reason(), Reason::InvalidSource, "{err}");
+                assert!(err.to_string().starts_with("deploy/sub/kustomization.yaml is a kustomization"), "{err}");
+            }
+            // At the path itself it is detected, and then a missing engine is said so (retried).
+            let source = Source { path: Some("deploy/sub".into()), ..Source::default() };
+            let err = package_with(&repo, &source, &mut Vec::new()).unwrap_err();
+            assert_eq!(err.reason(), Reason::EngineUnavailable, "{err}");
+            assert!(err.is_transient());
+            assert!(err.to_string().contains("set the controller config key `kustomize_binary`"), "{err}");
+        }
+
+        #[test]
+        fn a_missing_environment_directory_is_named() {
+            let repo = TreeRepo::new(&files(&[("envs/development/a.yaml", CM)]));
+            let source = Source { path: Some("envs/${CONVEYOR_ENVIRONMENT}".into()), ..Source::default() };
+            let err = package_with(&repo, &source, &mut Vec::new()).unwrap_err();
+            assert_eq!(err.reason(), Reason::PathNotFound, "{err}");
+            assert!(err.to_string().starts_with("path `envs/staging` does not exist"), "{err}");
+        }
+    }
 }
