@@ -416,8 +416,10 @@ async fn a_broken_kustomization_and_a_failing_chart_stall_with_the_engines_messa
     assert!(c.message.contains("image.tag is required: set it in values.yaml"), "{}", c.message);
     assert!(!c.message.contains("conveyor-render-"), "scratch paths are not shown: {}", c.message);
 
-    // Nothing stored, nothing applied anywhere.
+    // Nothing stored, nothing applied anywhere, no scratch copy left behind.
     assert_eq!(stored(&w), 0);
+    let scratch = std::fs::read_dir(w.controller.artifact_dir.join("render")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(scratch, 0, "scratch copies are removed");
     for env in THREE {
         let deployments = Api::<Deployment>::namespaced(w.client.clone(), w.namespace(env));
         assert!(deployments.list(&ListParams::default()).await.unwrap().items.is_empty(), "{env}");

@@ -27,4 +27,6 @@ tests/control-plane.sh start "$run_dir" >/dev/null
 
 step "cargo test (unit, CRD drift, integration against the control plane)"
 # Benchmarks are measurements, run by `make bench`, not tests.
-CONVEYOR_TEST_KUBECONFIG="$run_dir/kubeconfig" cargo test --lib --bins --tests --no-fail-fast
+engines=$(need_kubectl_layer)
+CONVEYOR_TEST_KUBECONFIG="$run_dir/kubeconfig" CONVEYOR_TEST_ENGINES="$engines" \
+  cargo test --lib --bins --tests --no-fail-fast

@@ -74,7 +74,7 @@ pub(super) fn render(
 ) -> Result<Rendered, Error> {
     // Written once, for every job that runs an engine, and removed when this returns.
     let scratch = if jobs.iter().any(|j| j.renderer != Renderer::Plain) {
-        Some(Scratch::write(repo, commit, limits)?)
+        Some(Scratch::write(repo, commit, limits, request.engines.scratch_dir.as_deref())?)
     } else {
         None
     };

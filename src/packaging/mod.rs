@@ -437,6 +437,7 @@ mod tests {
                 kustomize: "/nonexistent/kubectl".into(),
                 helm: "/nonexistent/helm".into(),
                 timeout: std::time::Duration::from_secs(1),
+                scratch_dir: None,
             }
         }
 

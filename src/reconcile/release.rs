@@ -284,7 +284,7 @@ async fn run_packaging(
     };
     let (mirrors, store) = (ctx.mirrors.clone(), ctx.store.clone());
     let (limits, git_timeout) = (ctx.config.package_limits, ctx.config.git_timeout);
-    let engines = Engines::from_config(&ctx.config);
+    let engines = Engines::for_controller(&ctx.config);
     // Each environment's rendering has its own deadline; this bounds them all together.
     let timeout = git_timeout + engines.timeout * u32::try_from(environments.len().max(1)).unwrap_or(u32::MAX);
     let url = git.url.trim().to_owned();

@@ -32,16 +32,25 @@ pub struct Engines {
     pub helm: PathBuf,
     /// Deadline for one run.
     pub timeout: Duration,
+    /// Where scratch copies are written (`None`: the system's temporary directory).
+    pub scratch_dir: Option<PathBuf>,
 }
 
 impl Engines {
-    /// The engines the config names.
+    /// The engines the config names; scratch copies in the system's temporary directory.
     pub fn from_config(config: &Config) -> Self {
         Self {
             kustomize: config.kustomize_binary.clone(),
             helm: config.helm_binary.clone(),
             timeout: config.render_timeout,
+            scratch_dir: None,
         }
+    }
+
+    /// As [`Engines::from_config`], scratch copies under `artifact_dir/render`: the controller's
+    /// volume, writable where the root filesystem is read-only, and sized for repositories.
+    pub fn for_controller(config: &Config) -> Self {
+        Self { scratch_dir: Some(config.artifact_dir.join("render")), ..Self::from_config(config) }
     }
 }
 

@@ -29,9 +29,18 @@ pub struct Scratch {
 }
 
 impl Scratch {
-    /// Writes the tree of `commit` into a new temporary directory.
-    pub fn write(repo: &Repository, commit: Oid, limits: &PackageLimits) -> Result<Self, Error> {
-        let dir = tempfile::Builder::new().prefix("conveyor-render-").tempdir()?;
+    /// Writes the tree of `commit` into a new temporary directory under `parent` (created if
+    /// missing), or the system's temporary directory.
+    pub fn write(repo: &Repository, commit: Oid, limits: &PackageLimits, parent: Option<&Path>) -> Result<Self, Error> {
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("conveyor-render-");
+        let dir = match parent {
+            Some(parent) => {
+                std::fs::create_dir_all(parent)?;
+                builder.tempdir_in(parent)?
+            }
+            None => builder.tempdir()?,
+        };
         let root = repo.find_commit(commit)?.tree()?;
         let repo_dir = dir.path().join("repo");
         std::fs::create_dir(&repo_dir)?;
@@ -182,7 +191,7 @@ mod tests {
     use crate::renderers::test_repo::{Entry, TreeRepo, files};
 
     fn written(repo: &TreeRepo, limits: &PackageLimits) -> Result<(Scratch, Vec<String>), Error> {
-        let scratch = Scratch::write(&repo.repo, repo.commit, limits)?;
+        let scratch = Scratch::write(&repo.repo, repo.commit, limits, None)?;
         let mut found = Vec::new();
         let root = scratch.repo();
         let mut stack = vec![root.clone()];
