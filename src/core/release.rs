@@ -188,13 +188,15 @@ pub fn release_status(
 }
 
 fn packaged_summary(artifact: &Artifact) -> Summary {
-    Summary::Ready {
-        reason: Reason::Packaged,
-        message: format!(
-            "packaged {} file(s), {} object(s), {} bytes as {}",
-            artifact.files, artifact.objects, artifact.size, artifact.digest
-        ),
+    let mut message = format!(
+        "packaged {} file(s), {} object(s), {} bytes as {}",
+        artifact.files, artifact.objects, artifact.size, artifact.digest
+    );
+    if !artifact.environments.is_empty() {
+        let each: Vec<String> = artifact.environments.iter().map(|e| format!("{} {}", e.name, e.objects)).collect();
+        message.push_str(&format!(", rendered per environment ({})", each.join(", ")));
     }
+    Summary::Ready { reason: Reason::Packaged, message }
 }
 
 fn packaging_message(spec: &ReleaseSpec) -> String {

@@ -116,6 +116,9 @@ pub fn package_source(
     {
         return package(repo, commit, &job.path, limits, sink);
     }
+    if jobs.is_empty() {
+        return Err(renderers::Error::NoEnvironments.into());
+    }
     let rendered = environments::render(repo, commit, &jobs, request, limits)?;
     let files = rendered.files.len();
     let objects = rendered.environments.iter().map(|e| e.objects).sum::<usize>() + rendered.shared_objects;

@@ -228,6 +228,12 @@ pub enum Error {
         /// The Pipeline's environments.
         known: String,
     },
+    /// The source renders per environment, and there is no environment to render for.
+    #[error(
+        "the source renders per environment, but no environment is known to render for; the Pipeline needs \
+         environments (or, when rebuilding, status.artifact.environments must list them)"
+    )]
+    NoEnvironments,
     /// A kustomization file in a directory packaged as plain YAML.
     #[error(
         "{file} is a kustomization, not a Kubernetes object; set spec.source.renderer: Kustomize (or remove \
@@ -362,6 +368,7 @@ impl Error {
             | Self::UnknownEnvironment { .. }
             | Self::KustomizationAsManifest { .. }
             | Self::NotInRepository { .. } => Reason::InvalidSource,
+            Self::NoEnvironments => Reason::NoEnvironments,
             Self::Outside { .. } | Self::MissingValues { .. } => Reason::InvalidPath,
             Self::EngineUnavailable { .. } => Reason::EngineUnavailable,
             Self::EngineFailed { .. } | Self::Timeout { .. } => Reason::RenderFailed,
