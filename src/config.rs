@@ -83,6 +83,13 @@ pub struct Config {
     pub watch_namespace: String,
     /// Bounds on what one release may package.
     pub package_limits: PackageLimits,
+    /// The kustomize engine: `kubectl` (runs `kubectl kustomize`) or `kustomize` (runs
+    /// `kustomize build`), a name looked up on PATH or a path.
+    pub kustomize_binary: PathBuf,
+    /// The Helm engine (`helm template`), a name looked up on PATH or a path.
+    pub helm_binary: PathBuf,
+    /// Deadline for one run of an engine.
+    pub render_timeout: Duration,
 }
 
 /// A webhook receiver of notifications.
@@ -183,6 +190,9 @@ struct RawConfig {
     package_max_bytes: Option<String>,
     #[serde(default, deserialize_with = "number_or_string")]
     package_max_yaml_nodes: Option<String>,
+    kustomize_binary: Option<String>,
+    helm_binary: Option<String>,
+    render_timeout: Option<String>,
 }
 
 /// Sizes and counts are written as plain YAML numbers or as strings with a suffix (`64Mi`).
@@ -259,6 +269,9 @@ pub const KEYS: &[&str] = &[
     "package_max_file_bytes",
     "package_max_bytes",
     "package_max_yaml_nodes",
+    "kustomize_binary",
+    "helm_binary",
+    "render_timeout",
 ];
 
 /// The environment variable that overrides `key`.
@@ -348,6 +361,9 @@ fn apply_env(raw: &mut RawConfig, key: &str, value: &str) -> std::result::Result
         "package_max_file_bytes" => raw.package_max_file_bytes = s,
         "package_max_bytes" => raw.package_max_bytes = s,
         "package_max_yaml_nodes" => raw.package_max_yaml_nodes = s,
+        "kustomize_binary" => raw.kustomize_binary = s,
+        "helm_binary" => raw.helm_binary = s,
+        "render_timeout" => raw.render_timeout = s,
         other => unreachable!("KEYS and apply_env disagree about `{other}`"),
     }
     Ok(())
@@ -456,6 +472,22 @@ fn build(raw: RawConfig, origin: &dyn Fn(&'static str) -> String) -> Result<Conf
         )?)
         .unwrap_or(usize::MAX),
     };
+    let binary = |key: &'static str, value: Option<String>, default: &str| -> Result<PathBuf> {
+        let value = value.unwrap_or_else(|| default.to_owned());
+        if value.trim().is_empty() {
+            return Err(invalid(
+                key,
+                format!("is empty; name the binary (`{default}`, looked up on PATH) or its path"),
+            ));
+        }
+        Ok(PathBuf::from(value.trim()))
+    };
+    let kustomize_binary = binary("kustomize_binary", raw.kustomize_binary, "kubectl")?;
+    let helm_binary = binary("helm_binary", raw.helm_binary, "helm")?;
+    let render_timeout = dur("render_timeout", raw.render_timeout, "60s")?;
+    if render_timeout.is_zero() {
+        return Err(invalid("render_timeout", "must be greater than 0s".into()));
+    }
     Ok(Config {
         environments,
         rollback_enabled: raw.rollback_enabled.unwrap_or(true),
@@ -478,6 +510,9 @@ fn build(raw: RawConfig, origin: &dyn Fn(&'static str) -> String) -> Result<Conf
         lease_duration,
         watch_namespace,
         package_limits,
+        kustomize_binary,
+        helm_binary,
+        render_timeout,
     })
 }
 
@@ -715,6 +750,25 @@ mod tests {
         assert!(shown.contains("hooks.slack.com") && !shown.contains("SECRET"), "{shown}");
         let c = load("notification_webhooks: [\"http://127.0.0.1:8081/SECRET\"]\n", &[]).unwrap();
         assert_eq!(c.notification_webhooks[0].host(), "127.0.0.1:8081");
+    }
+
+    #[test]
+    fn engines_default_to_path_and_are_overridable() {
+        let c = Config::load_from(None, &BTreeMap::new()).unwrap();
+        assert_eq!((c.kustomize_binary.as_path(), c.helm_binary.as_path()), (Path::new("kubectl"), Path::new("helm")));
+        assert_eq!(c.render_timeout, Duration::from_secs(60));
+        let c = load(
+            "helm_binary: /opt/helm/bin/helm\nrender_timeout: 2m\n",
+            &[("CONVEYOR_KUSTOMIZE_BINARY", "/usr/local/bin/kustomize")],
+        )
+        .unwrap();
+        assert_eq!(c.helm_binary, PathBuf::from("/opt/helm/bin/helm"));
+        assert_eq!(c.kustomize_binary, PathBuf::from("/usr/local/bin/kustomize"));
+        assert_eq!(c.render_timeout, Duration::from_secs(120));
+        for (text, key) in [("helm_binary: ''\n", "helm_binary"), ("render_timeout: 0s\n", "render_timeout")] {
+            let err = load(text, &[]).unwrap_err().to_string();
+            assert!(err.contains(key), "{text:?} gave {err}");
+        }
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub mod packaging;
 pub mod reconcile;
 /// Release management in a local repository: versions, tags, changelog.
 pub mod release;
+/// Renderers (plain, kustomize, helm) and per-environment sources: what each environment renders.
+pub mod renderers;
 /// Git sources: mirror cache, fetch with credentials and a deadline, refs, manifests at a commit.
 pub mod source;
 /// Metrics, tracing, and the HTTP server for probes.

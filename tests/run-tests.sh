@@ -37,7 +37,7 @@ tests/control-plane.sh start "$run_dir" >/dev/null
 step "cargo test (unit, CRD drift, integration against the control plane)"
 # Benchmarks are measurements, run by `make bench`, not tests.
 CONVEYOR_TEST_KUBECONFIG="$run_dir/kubeconfig" CONVEYOR_TEST_KUBECTL="$kubectl_layer/kubectl" \
-  cargo test --lib --bins --tests --no-fail-fast
+  CONVEYOR_TEST_ENGINES="$kubectl_layer" cargo test --lib --bins --tests --no-fail-fast
 
 step "Helm chart: lint, template, install into the control plane, RBAC proven by a real controller"
 tests/chart.sh "$run_dir/kubeconfig"

@@ -126,6 +126,10 @@ pub enum Reason {
     DigestMismatch,
     /// The artifact store could not be written or read (retried with backoff).
     StoreFailed,
+    /// `kustomize build` or `helm template` failed; the engine's message follows.
+    RenderFailed,
+    /// The kustomize or helm binary is missing (retried with backoff).
+    EngineUnavailable,
     // Pipeline progress.
     /// A release is being deployed or verified in an environment.
     Deploying,
@@ -180,6 +184,8 @@ impl Reason {
             Self::SymlinkEscape => "SymlinkEscape",
             Self::DigestMismatch => "DigestMismatch",
             Self::StoreFailed => "StoreFailed",
+            Self::RenderFailed => "RenderFailed",
+            Self::EngineUnavailable => "EngineUnavailable",
             Self::Deploying => "Deploying",
             Self::AwaitingApproval => "AwaitingApproval",
             Self::DeploymentFailed => "DeploymentFailed",

@@ -60,9 +60,75 @@ pub struct Source {
     /// A git repository.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git: Option<GitSource>,
-    /// Directory of manifests inside the repository (default: the repository root).
+    /// Directory inside the repository (default: the repository root): plain manifests, a
+    /// kustomization or a Helm chart. `${CONVEYOR_ENVIRONMENT}` is replaced by each environment's
+    /// name, e.g. `deploy/overlays/${CONVEYOR_ENVIRONMENT}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// How the directory becomes manifests; detected when omitted: `Kustomize` when it holds a
+    /// `kustomization.yaml` (or `.yml`, or `Kustomization`), `Helm` when it holds a `Chart.yaml`,
+    /// `Plain` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renderer: Option<Renderer>,
+    /// Options of the `Helm` renderer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helm: Option<HelmSource>,
+    /// Per-environment overrides, by Pipeline environment name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environments: Vec<EnvironmentSource>,
+}
+
+/// How the source directory becomes Kubernetes objects. When omitted it is detected from the
+/// directory: `Kustomize` when it holds a `kustomization.yaml` (or `.yml`, or `Kustomization`),
+/// `Helm` when it holds a `Chart.yaml`, `Plain` otherwise.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Renderer {
+    /// The directory's `.yaml`, `.yml` and `.json` files, as they are.
+    Plain,
+    /// `kustomize build` of the directory (run as `kubectl kustomize`).
+    Kustomize,
+    /// `helm template` of the chart in the directory.
+    Helm,
+}
+
+impl Renderer {
+    /// The name as written in the spec.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Plain => "Plain",
+            Self::Kustomize => "Kustomize",
+            Self::Helm => "Helm",
+        }
+    }
+}
+
+/// Options of the `Helm` renderer.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HelmSource {
+    /// `.Release.Name` in the templates (default: the Pipeline's name, so object names stay the
+    /// same from one version to the next).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_name: Option<String>,
+    /// Values files, relative to `path` (`..` allowed while it stays inside the repository),
+    /// applied in order after the chart's own `values.yaml`; `${CONVEYOR_ENVIRONMENT}` is replaced.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values_files: Vec<String>,
+}
+
+/// What one environment renders differently.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentSource {
+    /// A Pipeline environment name.
+    pub name: String,
+    /// Replaces `spec.source.path` for this environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Helm values files for this environment, relative to its path, applied after
+    /// `spec.source.helm.valuesFiles` (so they win).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values_files: Vec<String>,
 }
 
 /// A git repository and the ref to package.
@@ -161,7 +227,24 @@ pub struct Artifact {
     pub size: i64,
     /// Manifest files.
     pub files: i32,
-    /// Kubernetes objects.
+    /// Kubernetes objects (over all environments when rendered per environment).
+    pub objects: i32,
+    /// The environments the artifact was rendered for, when what they get differs (a per-environment
+    /// path or values, or a Helm chart); empty when every environment gets the same manifests.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environments: Vec<ArtifactEnvironment>,
+}
+
+/// One environment's part of a per-environment artifact.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactEnvironment {
+    /// Environment name; its manifests are under `<name>/` in the artifact.
+    pub name: String,
+    /// The namespace Helm rendered for (`.Release.Namespace`); only for Helm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Kubernetes objects for this environment.
     pub objects: i32,
 }
 

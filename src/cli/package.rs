@@ -1,5 +1,9 @@
 //! `conveyor package`: package a git source exactly as the controller does, and print what it
-//! would record (commit, digest, files, objects, size).
+//! would record (commit, digest, files, objects, size, and each environment's object count when
+//! the source renders per environment).
+//!
+//! The digest matches the controller's when the same source options and, for a source that
+//! renders per environment, the same environments (with their namespaces, for Helm) are given.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -7,8 +11,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use git2::Repository;
 
+use crate::api::release::{HelmSource, Renderer, Source};
 use crate::config::Config;
-use crate::packaging::{self, Sink};
+use crate::core::validate::is_dns_label;
+use crate::packaging::{self, Request, Sink};
+use crate::renderers::{Engines, Environment};
 use crate::source::{Credentials, Mirrors, Reference, resolve};
 
 /// Arguments of `conveyor package`.
@@ -20,9 +27,26 @@ pub struct Args {
     /// Tag, branch or commit id to package (tags win over branches of the same name).
     #[arg(long = "ref", default_value = "HEAD")]
     pub reference: String,
-    /// Manifests directory inside the repository (default: the root).
+    /// Source directory inside the repository (default: the root); `${CONVEYOR_ENVIRONMENT}` is
+    /// replaced by each environment's name.
     #[arg(long, default_value = "")]
     pub path: String,
+    /// How the directory is rendered (default: detected, as spec.source.renderer).
+    #[arg(long, value_enum)]
+    pub renderer: Option<RendererArg>,
+    /// A Helm values file, relative to --path (repeatable, applied in order).
+    #[arg(long = "values", value_name = "FILE")]
+    pub values: Vec<String>,
+    /// Helm's `.Release.Name` (default: --pipeline).
+    #[arg(long)]
+    pub release_name: Option<String>,
+    /// The Pipeline's name (Helm's default release name).
+    #[arg(long)]
+    pub pipeline: Option<String>,
+    /// Render for this environment, as NAME or NAME=NAMESPACE (repeatable; default: every
+    /// environment of the config key `environments`, each in a namespace of its own name).
+    #[arg(long = "environment", value_name = "NAME[=NAMESPACE]")]
+    pub environments: Vec<String>,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Text)]
     pub output: Format,
@@ -36,6 +60,46 @@ pub struct Args {
     /// For URLs: where mirrors are cached (default: $XDG_CACHE_HOME/conveyor/git or ~/.cache/conveyor/git).
     #[arg(long)]
     pub cache: Option<PathBuf>,
+}
+
+/// Renderers, as typed on the command line.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RendererArg {
+    /// YAML files as they are.
+    Plain,
+    /// `kustomize build`.
+    Kustomize,
+    /// `helm template`.
+    Helm,
+}
+
+impl From<RendererArg> for Renderer {
+    fn from(arg: RendererArg) -> Self {
+        match arg {
+            RendererArg::Plain => Renderer::Plain,
+            RendererArg::Kustomize => Renderer::Kustomize,
+            RendererArg::Helm => Renderer::Helm,
+        }
+    }
+}
+
+/// The environments to render for: `--environment` values, or the config's.
+fn environments(args: &Args, config: &Config) -> anyhow::Result<Vec<Environment>> {
+    let given: Vec<String> =
+        if args.environments.is_empty() { config.environments.clone() } else { args.environments.clone() };
+    given
+        .iter()
+        .map(|e| {
+            let (name, namespace) = e.split_once('=').unwrap_or((e, e));
+            let (name, namespace) = (name.trim(), namespace.trim());
+            if !is_dns_label(name) || !is_dns_label(namespace) {
+                anyhow::bail!(
+                    "--environment `{e}`: give NAME or NAME=NAMESPACE, both DNS-1123 labels (e.g. staging=shop-staging)"
+                );
+            }
+            Ok(Environment { name: name.to_owned(), namespace: namespace.to_owned() })
+        })
+        .collect()
 }
 
 /// Output formats.
@@ -62,26 +126,36 @@ pub fn run(args: Args, config: &Config) -> anyhow::Result<()> {
         Mirrors::new(cache).fetch(&args.repo, credentials.as_ref(), &reference, config.git_timeout)?
     };
 
+    let source = Source {
+        git: None,
+        path: Some(args.path.clone()),
+        renderer: args.renderer.map(Renderer::from),
+        helm: (args.release_name.is_some() || !args.values.is_empty())
+            .then(|| HelmSource { release_name: args.release_name.clone(), values_files: args.values.clone() }),
+        environments: Vec::new(),
+    };
+    let environments = environments(&args, config)?;
+    let engines = Engines::from_config(config);
+    let pipeline = args.pipeline.clone().unwrap_or_else(|| "conveyor".to_owned());
+    let request = Request { source: &source, environments: &environments, pipeline: &pipeline, engines: &engines };
+    let limits = &config.package_limits;
     let packaged = match &args.out {
         Some(out) => {
             // Written next to the destination and renamed, so a failure leaves no partial file.
             let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
             let mut file = tempfile::NamedTempFile::new_in(dir)
                 .with_context(|| format!("cannot create a file in {}", dir.display()))?;
-            let packaged =
-                packaging::package(&repo, commit, &args.path, &config.package_limits, Sink::Writer(&mut file))?;
+            let packaged = packaging::package_source(&repo, commit, &request, limits, Sink::Writer(&mut file))?;
             file.persist(out).with_context(|| format!("cannot write {}", out.display()))?;
             packaged
         }
-        None => {
-            packaging::package(&repo, commit, &args.path, &config.package_limits, Sink::Writer(&mut std::io::sink()))?
-        }
+        None => packaging::package_source(&repo, commit, &request, limits, Sink::Writer(&mut std::io::sink()))?,
     };
 
     let path = if args.path.is_empty() { "." } else { args.path.as_str() };
     match args.output {
         Format::Json => {
-            let report = serde_json::json!({
+            let mut report = serde_json::json!({
                 "repo": args.repo,
                 "ref": args.reference,
                 "path": path,
@@ -91,6 +165,14 @@ pub fn run(args: Args, config: &Config) -> anyhow::Result<()> {
                 "objects": packaged.objects,
                 "size": packaged.size,
             });
+            if !packaged.environments.is_empty() {
+                let per: Vec<serde_json::Value> = packaged
+                    .environments
+                    .iter()
+                    .map(|e| serde_json::json!({"name": e.name, "namespace": e.namespace, "objects": e.objects}))
+                    .collect();
+                report["environments"] = per.into();
+            }
             println!("{}", serde_json::to_string_pretty(&report).expect("a JSON value serializes"));
         }
         Format::Text => {
@@ -99,6 +181,9 @@ pub fn run(args: Args, config: &Config) -> anyhow::Result<()> {
             println!("files    {}", packaged.files);
             println!("objects  {}", packaged.objects);
             println!("size     {} bytes", packaged.size);
+            for e in &packaged.environments {
+                println!("environment {:<16} {} objects", e.name, e.objects);
+            }
         }
     }
     if let Some(out) = &args.out {

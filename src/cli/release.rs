@@ -139,6 +139,7 @@ fn manifest(args: &Args, repo: &Repository, plan: &Plan) -> anyhow::Result<Relea
                 secret_ref: args.secret.clone().map(|name| SecretRef { name }),
             }),
             path: Some(args.path.clone()),
+            ..Source::default()
         }),
         // The controller generates the notes from the same history.
         notes: None,

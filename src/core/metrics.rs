@@ -265,7 +265,13 @@ mod tests {
         let mut r = release(name, release_spec(version), 1);
         r.status = Some(ReleaseStatus {
             phase: Some(ReleasePhase::Packaged),
-            artifact: Some(Artifact { digest: format!("sha256:{}", "ab".repeat(32)), size: 1, files: 1, objects: 1 }),
+            artifact: Some(Artifact {
+                digest: format!("sha256:{}", "ab".repeat(32)),
+                size: 1,
+                files: 1,
+                objects: 1,
+                environments: vec![],
+            }),
             conditions: vec![Condition {
                 type_: "Ready".into(),
                 status: "True".into(),

@@ -10,6 +10,7 @@ pub(crate) mod fixtures;
 pub mod health;
 pub mod metrics;
 pub mod notes;
+pub mod paths;
 pub mod plan;
 pub mod release;
 pub mod status;

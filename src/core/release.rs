@@ -192,13 +192,15 @@ pub fn release_status(
 }
 
 fn packaged_summary(artifact: &Artifact) -> Summary {
-    Summary::Ready {
-        reason: Reason::Packaged,
-        message: format!(
-            "packaged {} file(s), {} object(s), {} bytes as {}",
-            artifact.files, artifact.objects, artifact.size, artifact.digest
-        ),
+    let mut message = format!(
+        "packaged {} file(s), {} object(s), {} bytes as {}",
+        artifact.files, artifact.objects, artifact.size, artifact.digest
+    );
+    if !artifact.environments.is_empty() {
+        let each: Vec<String> = artifact.environments.iter().map(|e| format!("{} {}", e.name, e.objects)).collect();
+        message.push_str(&format!(", rendered per environment ({})", each.join(", ")));
     }
+    Summary::Ready { reason: Reason::Packaged, message }
 }
 
 fn packaging_message(spec: &ReleaseSpec) -> String {
@@ -222,7 +224,13 @@ mod tests {
     use crate::core::fixtures::{release, release_spec, t};
 
     fn artifact() -> Artifact {
-        Artifact { digest: format!("sha256:{}", "ab".repeat(32)), size: 2048, files: 3, objects: 5 }
+        Artifact {
+            digest: format!("sha256:{}", "ab".repeat(32)),
+            size: 2048,
+            files: 3,
+            objects: 5,
+            environments: Vec::new(),
+        }
     }
 
     fn packaged_outcome() -> Outcome {

@@ -200,7 +200,13 @@ mod tests {
         r.status = Some(ReleaseStatus {
             phase: Some(ReleasePhase::Packaged),
             commit: Some("3f786850e387550fdab836ed7e6dc881de23001b".to_owned()),
-            artifact: Some(Artifact { digest: "sha256:abcd".to_owned(), size: 2048, files: 3, objects: 5 }),
+            artifact: Some(Artifact {
+                digest: "sha256:abcd".to_owned(),
+                size: 2048,
+                files: 3,
+                objects: 5,
+                environments: Vec::new(),
+            }),
             notes: Some("Fixes checkout".to_owned()),
             environment: Some("staging".to_owned()),
             ..Default::default()

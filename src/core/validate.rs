@@ -396,15 +396,10 @@ fn validate_source(source: &Source, problems: &mut Vec<Problem>) {
             format!("`{commit}` is not a full commit id; use all 40 hex digits (or use tag or branch)"),
         ));
     }
-    if let Some(path) = source.path.as_deref().map(str::trim)
-        && (path.starts_with('/') || path.split('/').any(|c| c == ".."))
-    {
-        problems.push(Problem::new(
-            Reason::InvalidPath,
-            "spec.source.path",
-            format!("`{path}` leaves the repository; use a relative directory without `..`, e.g. deploy"),
-        ));
+    if let Some(path) = source.path.as_deref() {
+        validate_path("spec.source.path", path, problems);
     }
+    validate_rendering(source, problems);
     if let Some(secret) = &git.secret_ref
         && !is_dns_subdomain(&secret.name)
     {
@@ -413,6 +408,119 @@ fn validate_source(source: &Source, problems: &mut Vec<Problem>) {
             "spec.source.git.secretRef.name",
             format!("`{}` is not a valid Secret name", secret.name),
         ));
+    }
+}
+
+/// A source directory: relative, without `..`, with no variable but `${CONVEYOR_ENVIRONMENT}`.
+fn validate_path(field: &str, path: &str, problems: &mut Vec<Problem>) {
+    let path = path.trim();
+    if path.starts_with('/') || path.split('/').any(|c| c == "..") {
+        problems.push(Problem::new(
+            Reason::InvalidPath,
+            field,
+            format!("`{path}` leaves the repository; use a relative directory without `..`, e.g. deploy"),
+        ));
+    }
+    check_variables(field, path, problems);
+}
+
+/// Only `${CONVEYOR_ENVIRONMENT}` is replaced in paths; anything else that looks like a
+/// variable would silently stay as it is.
+fn check_variables(field: &str, text: &str, problems: &mut Vec<Problem>) {
+    if text.replace(crate::core::paths::ENVIRONMENT_VARIABLE, "").contains("${") {
+        problems.push(Problem::new(
+            Reason::InvalidPath,
+            field,
+            format!("`{text}` holds a variable other than ${{CONVEYOR_ENVIRONMENT}}, the only one replaced in paths"),
+        ));
+    }
+}
+
+/// Helm values files: relative to `dir`, inside the repository.
+fn validate_values_files(field: &str, dir: &str, files: &[String], problems: &mut Vec<Problem>) {
+    for (i, file) in files.iter().enumerate() {
+        let field = format!("{field}[{i}]");
+        if file.trim().is_empty() {
+            problems.push(Problem::new(Reason::InvalidPath, field, "is empty; name a values file"));
+        } else if crate::core::paths::inside_repository(dir, file).is_none() {
+            problems.push(Problem::new(
+                Reason::InvalidPath,
+                field.clone(),
+                format!("`{file}` (relative to `{dir}`) reaches outside the repository; name a file inside it"),
+            ));
+        } else {
+            check_variables(&field, file, problems);
+        }
+    }
+}
+
+/// The renderer, Helm options and per-environment overrides.
+fn validate_rendering(source: &Source, problems: &mut Vec<Problem>) {
+    use crate::api::release::Renderer;
+    let not_helm = source.renderer.filter(|r| *r != Renderer::Helm);
+    let path = source.path.as_deref().unwrap_or_default().trim();
+    if let Some(helm) = &source.helm {
+        if let Some(renderer) = not_helm {
+            problems.push(Problem::new(
+                Reason::InvalidSource,
+                "spec.source.helm",
+                format!(
+                    "is set, but spec.source.renderer is {}; remove spec.source.helm or set the renderer to Helm",
+                    renderer.as_str()
+                ),
+            ));
+        }
+        if let Some(name) = &helm.release_name
+            && !(is_dns_label(name) && name.len() <= 53)
+        {
+            problems.push(Problem::new(
+                Reason::InvalidSource,
+                "spec.source.helm.releaseName",
+                format!("`{name}` is not a Helm release name (lowercase letters, digits and '-', at most 53)"),
+            ));
+        }
+        validate_values_files("spec.source.helm.valuesFiles", path, &helm.values_files, problems);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, env) in source.environments.iter().enumerate() {
+        let field = |f: &str| format!("spec.source.environments[{i}]{f}");
+        if !is_dns_label(&env.name) {
+            problems.push(Problem::new(
+                Reason::InvalidSource,
+                field(".name"),
+                format!("`{}` is not an environment name (a DNS-1123 label)", env.name),
+            ));
+        } else if !seen.insert(env.name.as_str()) {
+            problems.push(Problem::new(
+                Reason::InvalidSource,
+                field(".name"),
+                format!("`{}` is listed twice; merge the two entries", env.name),
+            ));
+        }
+        if env.path.is_none() && env.values_files.is_empty() {
+            problems.push(Problem::new(
+                Reason::InvalidSource,
+                field(""),
+                "changes nothing; set path or valuesFiles, or remove the entry",
+            ));
+        }
+        if let Some(own) = &env.path {
+            validate_path(&field(".path"), own, problems);
+        }
+        if !env.values_files.is_empty()
+            && let Some(renderer) = not_helm
+        {
+            problems.push(Problem::new(
+                Reason::InvalidSource,
+                field(".valuesFiles"),
+                format!(
+                    "values files are for Helm, but spec.source.renderer is {}; remove them or set the renderer to Helm",
+                    renderer.as_str()
+                ),
+            ));
+        }
+        let dir = env.path.as_deref().unwrap_or(path).trim();
+        validate_values_files(&field(".valuesFiles"), dir, &env.values_files, problems);
     }
 }
 
@@ -937,6 +1045,116 @@ historyLimit: 20
             let mut spec = release_spec("1.0.0");
             edit(&mut spec);
             assert_eq!(validate_alone(&release("r", spec, 1)), vec![], "{case}");
+        }
+    }
+
+    #[test]
+    fn renderer_helm_and_per_environment_sources() {
+        use crate::api::release::{EnvironmentSource, HelmSource, Renderer};
+        fn source(s: &mut ReleaseSpec) -> &mut Source {
+            s.source.as_mut().unwrap()
+        }
+        fn over(name: &str, path: Option<&str>, values: &[&str]) -> EnvironmentSource {
+            EnvironmentSource {
+                name: name.into(),
+                path: path.map(Into::into),
+                values_files: values.iter().map(|v| (*v).to_owned()).collect(),
+            }
+        }
+        fn helm(values: &[&str]) -> Option<HelmSource> {
+            Some(HelmSource { release_name: None, values_files: values.iter().map(|v| (*v).to_owned()).collect() })
+        }
+        type Edit = fn(&mut ReleaseSpec);
+        let valid: &[(&str, Edit)] = &[
+            ("overlay per environment", |s| source(s).path = Some("deploy/overlays/${CONVEYOR_ENVIRONMENT}".into())),
+            ("explicit kustomize", |s| source(s).renderer = Some(Renderer::Kustomize)),
+            ("helm with values", |s| {
+                source(s).path = Some("charts/shop".into());
+                source(s).helm = helm(&["values.yaml", "../values/${CONVEYOR_ENVIRONMENT}.yaml"]);
+            }),
+            ("overrides", |s| {
+                source(s).environments =
+                    vec![over("production", Some("deploy/prod"), &[]), over("staging", None, &["staging.yaml"])];
+            }),
+        ];
+        for (case, edit) in valid {
+            let mut spec = release_spec("1.0.0");
+            edit(&mut spec);
+            assert_eq!(validate_alone(&release("r", spec, 1)), vec![], "{case}");
+        }
+        // (case, edit, reason, field, text the message must contain)
+        let invalid: &[(&str, Edit, Reason, &str, &str)] = &[
+            (
+                "another variable in the path",
+                |s| source(s).path = Some("deploy/${CONVEYOR_VERSION}".into()),
+                Reason::InvalidPath,
+                "spec.source.path",
+                "the only one replaced in paths",
+            ),
+            (
+                "helm options for kustomize",
+                |s| {
+                    source(s).renderer = Some(Renderer::Kustomize);
+                    source(s).helm = helm(&["values.yaml"]);
+                },
+                Reason::InvalidSource,
+                "spec.source.helm",
+                "remove spec.source.helm or set the renderer to Helm",
+            ),
+            (
+                "values climbing out",
+                |s| source(s).helm = helm(&["../../../secrets.yaml"]),
+                Reason::InvalidPath,
+                "spec.source.helm.valuesFiles[0]",
+                "reaches outside the repository",
+            ),
+            (
+                "bad release name",
+                |s| source(s).helm = Some(HelmSource { release_name: Some("Shop_1".into()), values_files: vec![] }),
+                Reason::InvalidSource,
+                "spec.source.helm.releaseName",
+                "not a Helm release name",
+            ),
+            (
+                "override changing nothing",
+                |s| source(s).environments = vec![over("staging", None, &[])],
+                Reason::InvalidSource,
+                "spec.source.environments[0]",
+                "set path or valuesFiles",
+            ),
+            (
+                "override listed twice",
+                |s| source(s).environments = vec![over("staging", Some("a"), &[]), over("staging", Some("b"), &[])],
+                Reason::InvalidSource,
+                "spec.source.environments[1].name",
+                "listed twice",
+            ),
+            (
+                "override path climbing out",
+                |s| source(s).environments = vec![over("staging", Some("../other"), &[])],
+                Reason::InvalidPath,
+                "spec.source.environments[0].path",
+                "leaves the repository",
+            ),
+            (
+                "values for plain",
+                |s| {
+                    source(s).renderer = Some(Renderer::Plain);
+                    source(s).environments = vec![over("staging", None, &["v.yaml"])];
+                },
+                Reason::InvalidSource,
+                "spec.source.environments[0].valuesFiles",
+                "values files are for Helm",
+            ),
+        ];
+        for (case, edit, reason, field, hint) in invalid {
+            let mut spec = release_spec("1.0.0");
+            edit(&mut spec);
+            let problems = validate_alone(&release("r", spec, 1));
+            let found = problems.iter().find(|p| p.field == *field);
+            let Some(found) = found else { panic!("{case}: no problem at {field}: {problems:?}") };
+            assert_eq!(found.reason, *reason, "{case}");
+            assert!(found.message.contains(hint), "{case}: {}", found.message);
         }
     }
 

@@ -9,6 +9,7 @@ use kube::{Resource, ResourceExt};
 use super::release::rebuild_if_missing;
 use super::{Context, Error, Result};
 use crate::api::pipeline::Environment;
+use crate::api::release::ArtifactEnvironment;
 use crate::api::types::Digest;
 use crate::api::{JOURNEY_MANAGER, Pipeline, Release};
 use crate::artifact::{Object, parse_file, read_archive};
@@ -98,7 +99,7 @@ pub async fn deploy(
     let Some(found) = releases.iter().find(|r| r.name_any() == release) else {
         return Ok(DeployOutcome::Rejected { reason: format!("Release {release} no longer exists") });
     };
-    let objects = match artifact_objects(ctx, found, &ns).await? {
+    let objects = match artifact_objects(ctx, found, &ns, env).await? {
         Ok(objects) => objects,
         Err(reason) => return Ok(DeployOutcome::Rejected { reason }),
     };
@@ -119,14 +120,24 @@ pub async fn deploy(
     Ok(deploy::deploy(&client, &objects, &target, &state.inventory).await?)
 }
 
-/// The objects of a release's artifact: from the store, or rebuilt from git at the recorded
-/// commit when the store lost it. `Ok(Err(reason))` when the artifact can never be had.
-async fn artifact_objects(ctx: &Context, release: &Release, ns: &str) -> Result<Result<Vec<Object>, String>> {
+/// The objects of a release's artifact for environment `env`: from the store, or rebuilt from
+/// git at the recorded commit when the store lost it. `Ok(Err(reason))` when the artifact can
+/// never be had, or holds nothing for `env`.
+async fn artifact_objects(
+    ctx: &Context,
+    release: &Release,
+    ns: &str,
+    env: &Environment,
+) -> Result<Result<Vec<Object>, String>> {
     let status = release.status.as_ref();
     let (Some(commit), Some(artifact)) =
         (status.and_then(|s| s.commit.as_ref()), status.and_then(|s| s.artifact.as_ref()))
     else {
         return Ok(Err(format!("Release {} has no packaged artifact", release.name_any())));
+    };
+    let part = match environment_part(&release.name_any(), &artifact.environments, env) {
+        Ok(part) => part,
+        Err(reason) => return Ok(Err(reason)),
     };
     match rebuild_if_missing(release, ns, commit, &artifact.digest, ctx).await {
         Outcome::Verified => {}
@@ -144,7 +155,8 @@ async fn artifact_objects(ctx: &Context, release: &Release, ns: &str) -> Result<
         };
         let files = read_archive(&bytes).map_err(|e| format!("artifact {digest} cannot be read: {e}"))?;
         let mut objects = Vec::new();
-        for file in &files {
+        // A per-environment artifact: only this environment's directory.
+        for file in files.iter().filter(|f| part.as_ref().is_none_or(|prefix| f.path.starts_with(prefix.as_str()))) {
             match parse_file(file, max_nodes) {
                 Ok(found) => objects.extend(found),
                 Err(e) => return Ok(Err(e.to_string())),
@@ -157,6 +169,42 @@ async fn artifact_objects(ctx: &Context, release: &Release, ns: &str) -> Result<
         Ok(Err(message)) => Err(Error::Artifact(message)),
         Err(join) => Err(Error::Artifact(format!("reading the artifact failed: {join}"))),
     }
+}
+
+/// Which part of an artifact environment `env` deploys: `None` for a shared artifact (all of
+/// it), `<name>/` for a per-environment one. Err names why there is nothing to deploy: the
+/// environment was added to the Pipeline after the release was packaged, or a Helm release was
+/// rendered for another namespace than the environment now has. Either way the release must be
+/// packaged again (a new Release); serving another environment's manifests would deploy what
+/// was never rendered for this one.
+pub fn environment_part(
+    release: &str,
+    recorded: &[ArtifactEnvironment],
+    env: &Environment,
+) -> Result<Option<String>, String> {
+    if recorded.is_empty() {
+        return Ok(None);
+    }
+    let Some(part) = recorded.iter().find(|e| e.name == env.name) else {
+        let names: Vec<&str> = recorded.iter().map(|e| e.name.as_str()).collect();
+        return Err(format!(
+            "Release {release} was rendered for environments {} when it was packaged, not for {}, which was \
+             added to the Pipeline since; create a new Release (a new version) to deploy to {}",
+            names.join(", "),
+            env.name,
+            env.name
+        ));
+    };
+    if let Some(namespace) = &part.namespace
+        && *namespace != env.namespace
+    {
+        return Err(format!(
+            "Release {release} was rendered by Helm for namespace {namespace} in environment {}, which now deploys \
+             to {}; create a new Release (a new version) so that the chart is rendered for {}",
+            env.name, env.namespace, env.namespace
+        ));
+    }
+    Ok(Some(format!("{}/", env.name)))
 }
 
 /// Writes each Release's journey through the environments where it changed, with its own
@@ -197,4 +245,45 @@ pub async fn write_journeys(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str, namespace: &str) -> Environment {
+        serde_json::from_value(serde_json::json!({"name": name, "namespace": namespace})).unwrap()
+    }
+
+    fn recorded(name: &str, namespace: Option<&str>) -> ArtifactEnvironment {
+        ArtifactEnvironment { name: name.into(), namespace: namespace.map(str::to_owned), objects: 3 }
+    }
+
+    #[test]
+    fn a_shared_artifact_serves_every_environment_whole() {
+        assert_eq!(environment_part("shop-1.0.0", &[], &env("added-later", "x")), Ok(None));
+    }
+
+    #[test]
+    fn a_per_environment_artifact_serves_only_its_own_directory() {
+        let parts = [recorded("development", None), recorded("staging", None)];
+        assert_eq!(environment_part("shop-1.0.0", &parts, &env("staging", "shop-stg")), Ok(Some("staging/".into())));
+        assert_eq!(
+            environment_part("shop-1.0.0", &parts, &env("production", "shop-prod")).unwrap_err(),
+            "Release shop-1.0.0 was rendered for environments development, staging when it was packaged, not for \
+             production, which was added to the Pipeline since; create a new Release (a new version) to deploy to \
+             production"
+        );
+    }
+
+    #[test]
+    fn helm_parts_are_bound_to_their_namespace() {
+        let parts = [recorded("staging", Some("shop-stg"))];
+        assert_eq!(environment_part("r", &parts, &env("staging", "shop-stg")), Ok(Some("staging/".into())));
+        let err = environment_part("r", &parts, &env("staging", "shop-staging")).unwrap_err();
+        assert!(
+            err.contains("rendered by Helm for namespace shop-stg") && err.contains("now deploys to shop-staging"),
+            "{err}"
+        );
+    }
 }

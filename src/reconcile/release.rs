@@ -17,13 +17,14 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::events::EventType;
 
 use super::{Context, Error, Result, status};
-use crate::api::release::{Artifact, ReleasePhase};
+use crate::api::release::{Artifact, ArtifactEnvironment, ReleasePhase};
 use crate::api::types::{Digest, Version};
 use crate::api::{Pipeline, Reason, Release};
 use crate::core::notes::{MAX_NOTES_BYTES, truncate_at_char_boundary};
 use crate::core::release::{Outcome, Step, immutability_problems, next_step, own_part, packaged_spec, release_status};
 use crate::core::validate::{ReleaseNeighbours, displaced_duplicates, validate_release};
 use crate::packaging;
+use crate::renderers::{Engines, Environment};
 use crate::source::{Credentials, Reference};
 
 const CONTROLLER: &str = "release";
@@ -183,10 +184,23 @@ async fn package(release: &Release, ns: &str, others: &[&Release], ctx: &Release
     else {
         return Outcome::Failed { reason: Reason::MissingSource, message: "spec.source.git is missing".to_owned() };
     };
+    // Rendered for the environments the Pipeline has now; they are recorded with the artifact.
+    let Some(pipeline) = ctx.pipelines.get(&ObjectRef::new(&release.spec.pipeline).within(ns)) else {
+        return Outcome::Retrying {
+            reason: Reason::PipelineNotFound,
+            message: format!("Pipeline {} is not in the cache yet", release.spec.pipeline),
+        };
+    };
+    let environments: Vec<Environment> = pipeline
+        .spec
+        .environments
+        .iter()
+        .map(|e| Environment { name: e.name.clone(), namespace: e.namespace.clone() })
+        .collect();
     let previous = previous_commit(release, others);
     let notes = release.spec.notes.clone().filter(|n| !n.trim().is_empty());
     let version = release.spec.version.clone();
-    run_packaging(release, ns, &ctx.base, reference, None, move |repo, packaged| match notes {
+    run_packaging(release, ns, &ctx.base, reference, None, environments, move |repo, packaged| match notes {
         // Notes written in the spec are cut to the same bound as generated ones.
         Some(notes) => Ok(truncate_at_char_boundary(notes, MAX_NOTES_BYTES)),
         None => packaging::notes(repo, &version, previous, packaged.commit),
@@ -218,11 +232,11 @@ pub(super) async fn rebuild_if_missing(
         return Outcome::Verified;
     }
     tracing::info!(%digest, "artifact missing from the store; rebuilding it from git");
+    // Rendered again for the environments it was rendered for, whatever the Pipeline has now.
+    let environments = recorded_environments(release);
+    let reference = Reference::Commit(commit.to_owned());
     let outcome =
-        run_packaging(release, ns, ctx, Reference::Commit(commit.to_owned()), Some(digest.clone()), |_, _| {
-            Ok(String::new())
-        })
-        .await;
+        run_packaging(release, ns, ctx, reference, Some(digest.clone()), environments, |_, _| Ok(String::new())).await;
     match outcome {
         Outcome::Packaged { .. } => {
             let note =
@@ -234,13 +248,26 @@ pub(super) async fn rebuild_if_missing(
     }
 }
 
-/// Reads credentials, then fetches and packages on a blocking thread, within the git timeout.
+/// The environments a packaged release's artifact was rendered for (Helm's with their namespace).
+fn recorded_environments(release: &Release) -> Vec<Environment> {
+    let recorded = release.status.as_ref().and_then(|s| s.artifact.as_ref()).map(|a| a.environments.as_slice());
+    recorded
+        .unwrap_or_default()
+        .iter()
+        .map(|e| Environment { name: e.name.clone(), namespace: e.namespace.clone().unwrap_or_default() })
+        .collect()
+}
+
+/// Reads credentials, then fetches and packages (rendering for `environments`) on a blocking
+/// thread, within the git timeout plus the engines' time.
+#[allow(clippy::too_many_arguments)]
 async fn run_packaging(
     release: &Release,
     ns: &str,
     ctx: &Context,
     reference: Reference,
     expected: Option<Digest>,
+    environments: Vec<Environment>,
     notes: impl FnOnce(&git2::Repository, &packaging::Packaged) -> Result<String, packaging::Error> + Send + 'static,
 ) -> Outcome {
     let started = std::time::Instant::now();
@@ -256,16 +283,26 @@ async fn run_packaging(
         },
     };
     let (mirrors, store) = (ctx.mirrors.clone(), ctx.store.clone());
-    let (limits, timeout) = (ctx.config.package_limits, ctx.config.git_timeout);
-    let path = source.path.unwrap_or_default();
+    let (limits, git_timeout) = (ctx.config.package_limits, ctx.config.git_timeout);
+    let engines = Engines::for_controller(&ctx.config);
+    // Each environment's rendering has its own deadline; this bounds them all together.
+    let timeout = git_timeout + engines.timeout * u32::try_from(environments.len().max(1)).unwrap_or(u32::MAX);
     let url = git.url.trim().to_owned();
+    let pipeline = release.spec.pipeline.clone();
+    let spec_source = release.spec.source.clone().unwrap_or_default();
     type Built = (packaging::Packaged, String, Option<jiff::Timestamp>);
     let job = tokio::task::spawn_blocking(move || -> Result<Built, packaging::Error> {
-        let (repo, commit) = mirrors.fetch(&url, credentials.as_ref(), &reference, timeout)?;
-        let packaged = packaging::package(
+        let (repo, commit) = mirrors.fetch(&url, credentials.as_ref(), &reference, git_timeout)?;
+        let request = packaging::Request {
+            source: &spec_source,
+            environments: &environments,
+            pipeline: &pipeline,
+            engines: &engines,
+        };
+        let packaged = packaging::package_source(
             &repo,
             commit,
-            &path,
+            &request,
             &limits,
             packaging::Sink::Store { store: &store, expected: expected.as_ref() },
         )?;
@@ -285,6 +322,15 @@ async fn run_packaging(
                 size: i64::try_from(p.size).unwrap_or(i64::MAX),
                 files: i32::try_from(p.files).unwrap_or(i32::MAX),
                 objects: i32::try_from(p.objects).unwrap_or(i32::MAX),
+                environments: p
+                    .environments
+                    .into_iter()
+                    .map(|e| ArtifactEnvironment {
+                        name: e.name,
+                        namespace: e.namespace,
+                        objects: i32::try_from(e.objects).unwrap_or(i32::MAX),
+                    })
+                    .collect(),
             },
             notes,
         },

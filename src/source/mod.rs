@@ -7,6 +7,7 @@ mod credentials;
 mod fetch;
 mod tree;
 
+pub use crate::core::paths::normalize;
 pub use credentials::Credentials;
 pub use fetch::{Mirrors, resolve};
 pub use tree::{ManifestEntry, ManifestReader, Manifests, list_manifests};

@@ -9,6 +9,7 @@ use git2::{ObjectType, Oid, Repository, Tree};
 use super::{Error, Result};
 use crate::artifact::{ManifestFile, is_manifest};
 use crate::config::PackageLimits;
+use crate::core::paths::normalize;
 
 const MODE_SYMLINK: i32 = 0o120000;
 
@@ -201,46 +202,8 @@ fn shown(base: &str, rel: &str) -> String {
     }
 }
 
-/// `a/./b//c/../d` → `a/b/d`; `None` when it climbs above its start.
-fn normalize(path: &str) -> Option<String> {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.trim().split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            p => parts.push(p),
-        }
-    }
-    Some(parts.join("/"))
-}
-
 fn short(commit: Oid) -> String {
     let mut s = commit.to_string();
     s.truncate(12);
     s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn normalize_cases() {
-        // (input, expected)
-        let cases = [
-            ("deploy", Some("deploy")),
-            ("./deploy/", Some("deploy")),
-            ("a/./b//c/../d", Some("a/b/d")),
-            ("", Some("")),
-            (".", Some("")),
-            ("a/..", Some("")),
-            ("..", None),
-            ("a/../../b", None),
-        ];
-        for (input, expected) in cases {
-            assert_eq!(normalize(input).as_deref(), expected, "{input}");
-        }
-    }
 }

@@ -106,7 +106,7 @@ knows (an unknown key would stop the controller at start), plus the keys the cha
 The list is Conveyor's config/conveyor.yaml; tests/chart.sh fails when the two differ.
 */}}
 {{- define "conveyor.configFile" -}}
-{{- $known := list "environments" "rollback_enabled" "allow_cluster_scoped" "allow_link_local_checks" "validation_timeout" "git_timeout" "tag_prefix" "changelog_file" "notification_webhooks" "notification_timeout" "metrics_address" "artifact_dir" "prometheus_address" "log_format" "leader_election" "lease_name" "lease_namespace" "lease_duration" "watch_namespace" "package_max_files" "package_max_file_bytes" "package_max_bytes" "package_max_yaml_nodes" }}
+{{- $known := list "environments" "rollback_enabled" "allow_cluster_scoped" "allow_link_local_checks" "validation_timeout" "git_timeout" "tag_prefix" "changelog_file" "notification_webhooks" "notification_timeout" "metrics_address" "artifact_dir" "prometheus_address" "log_format" "leader_election" "lease_name" "lease_namespace" "lease_duration" "watch_namespace" "package_max_files" "package_max_file_bytes" "package_max_bytes" "package_max_yaml_nodes" "kustomize_binary" "helm_binary" "render_timeout" }}
 {{- $owned := dict "artifact_dir" "artifacts.mountPath" "metrics_address" "metrics.port" }}
 {{- range $key, $_ := .Values.config }}
 {{- if not (has $key $known) }}

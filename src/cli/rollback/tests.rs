@@ -90,7 +90,7 @@ fn packaged(version: &str, digest: &str) -> Release {
     let mut r = release(&format!("shop-{version}"), release_spec(version), 0);
     r.status = Some(ReleaseStatus {
         phase: Some(ReleasePhase::Packaged),
-        artifact: Some(Artifact { digest: digest.into(), size: 1, files: 1, objects: 1 }),
+        artifact: Some(Artifact { digest: digest.into(), size: 1, files: 1, objects: 1, environments: Vec::new() }),
         ..ReleaseStatus::default()
     });
     r

@@ -147,7 +147,13 @@ fn releases() -> Vec<Release> {
                 phase: Some(ReleasePhase::Packaged),
                 commit: Some(format!("c0ffee{}", version.replace('.', ""))),
                 notes: Some(format!("## {version}\n- fixes")),
-                artifact: Some(Artifact { digest: "sha256:x".into(), size: 1, files: 1, objects: 1 }),
+                artifact: Some(Artifact {
+                    digest: "sha256:x".into(),
+                    size: 1,
+                    files: 1,
+                    objects: 1,
+                    environments: Vec::new(),
+                }),
                 ..ReleaseStatus::default()
             });
             r

@@ -187,7 +187,13 @@ fn candidates_are_packaged_releases_of_this_pipeline() {
         let mut r = release(name, release_spec(version), 1);
         r.status = Some(ReleaseStatus {
             phase: Some(ReleasePhase::Packaged),
-            artifact: Some(Artifact { digest: format!("sha256:{version}"), size: 1, files: 1, objects: 1 }),
+            artifact: Some(Artifact {
+                digest: format!("sha256:{version}"),
+                size: 1,
+                files: 1,
+                objects: 1,
+                environments: Vec::new(),
+            }),
             ..Default::default()
         });
         r

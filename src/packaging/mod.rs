@@ -1,5 +1,12 @@
-//! One packaging path for the controller and `conveyor package`: manifests at a commit →
-//! validated objects → deterministic artifact (stored, or only measured), and release notes.
+//! One packaging path for the controller and `conveyor package`: a source at a commit →
+//! rendered, validated objects → deterministic artifact (stored, or only measured), and release
+//! notes.
+//!
+//! A plain directory that every environment shares is streamed file by file ([`package`]);
+//! everything else (kustomizations, Helm charts, per-environment sources) is rendered per
+//! environment first ([`environments`]), then archived the same way.
+
+mod environments;
 
 use std::io::Write;
 use std::path::Path;
@@ -9,10 +16,12 @@ use std::thread;
 use git2::{Oid, Repository};
 
 use crate::api::Reason;
+use crate::api::release::{Renderer, Source};
 use crate::api::types::Digest;
 use crate::artifact::{self, ArchiveWriter, Store};
 use crate::config::PackageLimits;
 use crate::core::notes::{MAX_NOTES_BYTES, release_notes_with_omitted};
+use crate::renderers::{self, Engines, Environment};
 use crate::source;
 
 /// Errors of packaging: from the git source or from the artifact.
@@ -24,6 +33,9 @@ pub enum Error {
     /// A manifest is invalid, or the store failed.
     #[error(transparent)]
     Artifact(#[from] artifact::Error),
+    /// Rendering (kustomize, helm, per-environment sources) failed.
+    #[error(transparent)]
+    Render(#[from] renderers::Error),
 }
 
 impl Error {
@@ -32,6 +44,7 @@ impl Error {
         match self {
             Self::Source(e) => e.reason(),
             Self::Artifact(e) => e.reason(),
+            Self::Render(e) => e.reason(),
         }
     }
 
@@ -40,6 +53,7 @@ impl Error {
         match self {
             Self::Source(e) => e.is_transient(),
             Self::Artifact(e) => e.is_transient(),
+            Self::Render(e) => e.is_transient(),
         }
     }
 }
@@ -55,8 +69,67 @@ pub struct Packaged {
     pub size: u64,
     /// Manifest files in it.
     pub files: usize,
-    /// Kubernetes objects in it.
+    /// Kubernetes objects in it (over all environments when rendered per environment).
     pub objects: usize,
+    /// Per-environment artifacts: each environment's part; empty when all share one.
+    pub environments: Vec<PackagedEnvironment>,
+}
+
+/// One environment's part of a per-environment artifact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackagedEnvironment {
+    /// Environment name (its files are under `<name>/`).
+    pub name: String,
+    /// The namespace Helm rendered for; `None` for other renderers, which do not see it.
+    pub namespace: Option<String>,
+    /// Objects rendered for it.
+    pub objects: usize,
+}
+
+/// What to package besides the repository and commit.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    /// The Release's `spec.source` (its `git` part is not read here).
+    pub source: &'a Source,
+    /// The environments to render for, in promotion order: the Pipeline's when packaging, the
+    /// ones recorded in the Release's status when rebuilding.
+    pub environments: &'a [Environment],
+    /// The Pipeline's name: Helm's `.Release.Name` unless the spec names one.
+    pub pipeline: &'a str,
+    /// The engines.
+    pub engines: &'a Engines,
+}
+
+/// Packages `request.source` at `commit` into `sink`: renders it first when it is a
+/// kustomization, a Helm chart or differs per environment; otherwise exactly as [`package`].
+pub fn package_source(
+    repo: &Repository,
+    commit: Oid,
+    request: &Request<'_>,
+    limits: &PackageLimits,
+    sink: Sink<'_>,
+) -> Result<Packaged, Error> {
+    let jobs = renderers::jobs(request.source, request.environments, |path| environments::detect(repo, commit, path))?;
+    if let [job] = jobs.as_slice()
+        && job.environment.is_none()
+        && job.renderer == Renderer::Plain
+    {
+        return package(repo, commit, &job.path, limits, sink);
+    }
+    if jobs.is_empty() {
+        return Err(renderers::Error::NoEnvironments.into());
+    }
+    let rendered = environments::render(repo, commit, &jobs, request, limits)?;
+    let files = rendered.files.len();
+    let objects = rendered.environments.iter().map(|e| e.objects).sum::<usize>() + rendered.shared_objects;
+    let write = |out: &mut dyn Write| -> Result<(Digest, u64), Error> {
+        Ok(artifact::write_archive(&rendered.files, out).map_err(artifact::Error::Io)?)
+    };
+    let (digest, size) = match sink {
+        Sink::Store { store, expected } => store.put_with(expected, write)?,
+        Sink::Writer(out) => write(out)?,
+    };
+    Ok(Packaged { commit, digest, size, files, objects, environments: rendered.environments })
 }
 
 /// Where an artifact goes.
@@ -88,6 +161,7 @@ pub fn package(
     sink: Sink<'_>,
 ) -> Result<Packaged, Error> {
     let manifests = source::list_manifests(repo, commit, path, limits)?;
+    environments::refuse_kustomizations(&manifests, path)?;
     let mut objects = 0;
     let mut write = |out: &mut dyn Write| -> Result<(Digest, u64), Error> {
         let (digest, size, count) = build(repo.path(), &manifests, path, limits, out)?;
@@ -98,7 +172,7 @@ pub fn package(
         Sink::Store { store, expected } => store.put_with(expected, write)?,
         Sink::Writer(out) => write(out)?,
     };
-    Ok(Packaged { commit, digest, size, files: manifests.len(), objects })
+    Ok(Packaged { commit, digest, size, files: manifests.len(), objects, environments: Vec::new() })
 }
 
 /// Most worker threads; past a few, the single compressing thread is the limit.
@@ -345,6 +419,114 @@ mod tests {
         assert_eq!(err.reason(), Reason::InvalidObject, "{err}");
         for sub in ["sha256", "tmp"] {
             assert_eq!(std::fs::read_dir(dir.path().join(sub)).unwrap().count(), 0, "{sub}");
+        }
+    }
+
+    mod sources {
+        use super::*;
+        use crate::api::release::EnvironmentSource;
+        use crate::renderers::test_repo::{TreeRepo, files};
+
+        fn three() -> Vec<Environment> {
+            ["development", "staging", "production"]
+                .iter()
+                .map(|n| Environment { name: (*n).to_owned(), namespace: format!("shop-{n}") })
+                .collect()
+        }
+
+        /// Engines that do not exist: these tests must never need one.
+        fn no_engines() -> Engines {
+            Engines {
+                kustomize: "/nonexistent/kubectl".into(),
+                helm: "/nonexistent/helm".into(),
+                timeout: std::time::Duration::from_secs(1),
+                scratch_dir: None,
+            }
+        }
+
+        fn package_with(repo: &TreeRepo, source: &Source, out: &mut Vec<u8>) -> Result<Packaged, Error> {
+            let (environments, engines) = (three(), no_engines());
+            let request = Request { source, environments: &environments, pipeline: "shop", engines: &engines };
+            package_source(&repo.repo, repo.commit, &request, &PackageLimits::default(), Sink::Writer(out))
+        }
+
+        const CM: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n";
+
+        #[test]
+        fn a_fixed_plain_directory_packages_to_the_same_bytes_as_before_renderers() {
+            let repo = TreeRepo::new(&files(&[("deploy/a.yaml", CM), ("deploy/b/c.yml", CM), ("other/x.yaml", CM)]));
+            for path in ["deploy", "./deploy/"] {
+                let source = Source { path: Some(path.into()), ..Source::default() };
+                let (mut new, mut old) = (Vec::new(), Vec::new());
+                let packaged = package_with(&repo, &source, &mut new).unwrap();
+                let before =
+                    package(&repo.repo, repo.commit, path, &PackageLimits::default(), Sink::Writer(&mut old)).unwrap();
+                assert_eq!(new, old, "{path}");
+                assert_eq!(packaged, before);
+                assert!(packaged.environments.is_empty());
+                let paths: Vec<String> = artifact::read_archive(&new).unwrap().into_iter().map(|f| f.path).collect();
+                assert_eq!(paths, ["a.yaml", "b/c.yml"]);
+            }
+        }
+
+        #[test]
+        fn a_plain_directory_per_environment_is_laid_out_by_environment() {
+            let repo = TreeRepo::new(&files(&[
+                ("envs/development/a.yaml", CM),
+                ("envs/staging/a.yaml", CM),
+                ("envs/staging/b.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n"),
+                ("prod/a.yaml", CM),
+            ]));
+            let source = Source {
+                path: Some("envs/${CONVEYOR_ENVIRONMENT}".into()),
+                environments: vec![EnvironmentSource {
+                    name: "production".into(),
+                    path: Some("prod".into()),
+                    values_files: vec![],
+                }],
+                ..Source::default()
+            };
+            let mut out = Vec::new();
+            let packaged = package_with(&repo, &source, &mut out).unwrap();
+            let paths: Vec<String> = artifact::read_archive(&out).unwrap().into_iter().map(|f| f.path).collect();
+            assert_eq!(paths, ["development/a.yaml", "production/a.yaml", "staging/a.yaml", "staging/b.yaml"]);
+            let counts: Vec<(&str, Option<&str>, usize)> =
+                packaged.environments.iter().map(|e| (e.name.as_str(), e.namespace.as_deref(), e.objects)).collect();
+            assert_eq!(counts, [("development", None, 1), ("staging", None, 2), ("production", None, 1)]);
+            assert_eq!((packaged.files, packaged.objects), (4, 4));
+            // Deterministic: the same bytes again.
+            let mut again = Vec::new();
+            package_with(&repo, &source, &mut again).unwrap();
+            assert_eq!(out, again);
+        }
+
+        #[test]
+        fn a_kustomization_is_never_packaged_as_an_object() {
+            let kustomization =
+                "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nmetadata: {name: x}\n";
+            let repo =
+                TreeRepo::new(&files(&[("deploy/a.yaml", CM), ("deploy/sub/kustomization.yaml", kustomization)]));
+            for renderer in [None, Some(Renderer::Plain)] {
+                let source = Source { path: Some("deploy".into()), renderer, ..Source::default() };
+                let err = package_with(&repo, &source, &mut Vec::new()).unwrap_err();
+                assert_eq!(err.reason(), Reason::InvalidSource, "{err}");
+                assert!(err.to_string().starts_with("deploy/sub/kustomization.yaml is a kustomization"), "{err}");
+            }
+            // At the path itself it is detected, and then a missing engine is said so (retried).
+            let source = Source { path: Some("deploy/sub".into()), ..Source::default() };
+            let err = package_with(&repo, &source, &mut Vec::new()).unwrap_err();
+            assert_eq!(err.reason(), Reason::EngineUnavailable, "{err}");
+            assert!(err.is_transient());
+            assert!(err.to_string().contains("set the controller config key `kustomize_binary`"), "{err}");
+        }
+
+        #[test]
+        fn a_missing_environment_directory_is_named() {
+            let repo = TreeRepo::new(&files(&[("envs/development/a.yaml", CM)]));
+            let source = Source { path: Some("envs/${CONVEYOR_ENVIRONMENT}".into()), ..Source::default() };
+            let err = package_with(&repo, &source, &mut Vec::new()).unwrap_err();
+            assert_eq!(err.reason(), Reason::PathNotFound, "{err}");
+            assert!(err.to_string().starts_with("path `envs/staging` does not exist"), "{err}");
         }
     }
 }
