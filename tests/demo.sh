@@ -264,7 +264,7 @@ printf '\nController metrics (http://127.0.0.1:%s/metrics)\n' "$port"
 metrics=$(curl -s "http://127.0.0.1:$port/metrics")
 grep -E '^conveyor_(environment_healthy|environment_release_info|deployments_total|rollbacks_total|check_failures_total)\{' \
   <<<"$metrics" | grep -Ev ' 0$' || true
-grep -E '^conveyor_(lead_time|time_to_restore)_seconds_(sum|count)\{' <<<"$metrics" || true
+grep -E '^conveyor_(lead_time|time_to_restore)_seconds_(sum|count)\{' <<<"$metrics" | grep -Ev ' 0$' || true
 
 printf '\nThe demo took %ss.\n' "$(( $(date +%s) - started_at ))"
 finished=1
