@@ -10,6 +10,8 @@
 //! next reconcile, the Pipeline still reads `Ready` (or `Stalled` after a rollback) from before.
 //! So the Releases are read too.
 
+use std::collections::BTreeSet;
+
 use kube::ResourceExt as _;
 
 use crate::api::release::{Release, ReleasePhase};
@@ -35,8 +37,9 @@ impl Verdict {
     }
 }
 
-/// The verdict on `pipeline`, given every Release of its namespace.
-pub fn verdict(pipeline: &Pipeline, releases: &[Release]) -> Verdict {
+/// The verdict on `pipeline`, given every Release of its namespace; `old_failures` are Releases
+/// that had failed before the watch began (not its outcome).
+pub fn verdict(pipeline: &Pipeline, releases: &[Release], old_failures: &BTreeSet<String>) -> Verdict {
     let Some(status) = &pipeline.status else {
         return Verdict::Waiting("the controller to report on the Pipeline (is it running?)".to_owned());
     };
@@ -74,6 +77,10 @@ pub fn verdict(pipeline: &Pipeline, releases: &[Release]) -> Verdict {
         let phase = status.and_then(|s| s.phase).unwrap_or_default();
         let conditions = status.map_or(&[][..], |s| &s.conditions[..]);
         if phase == ReleasePhase::Failed || is_true(conditions, ConditionType::Stalled) {
+            // A release that had failed before the watch began is not what this watch follows.
+            if old_failures.contains(&name) {
+                continue;
+            }
             let why = find(conditions, ConditionType::Stalled)
                 .filter(|c| c.status == "True")
                 .or_else(|| find(conditions, ConditionType::Ready))
@@ -100,19 +107,36 @@ pub fn verdict(pipeline: &Pipeline, releases: &[Release]) -> Verdict {
     if let Some(c) = stalled {
         return Verdict::Failed(format!("Stalled {}: {}", c.reason, c.message));
     }
+    let reconciling = find(&status.conditions, ConditionType::Reconciling).filter(|c| c.status == "True");
+    // An approval wait goes on (someone is expected to act) whatever else is broken meanwhile.
+    if let Some(c) = reconciling.filter(|c| c.reason == Reason::AwaitingApproval.as_str()) {
+        return Verdict::Waiting(format!("approval: {}", c.message));
+    }
     if !problems.is_empty() {
         return Verdict::Failed(problems.join("; "));
     }
     if is_true(&status.conditions, ConditionType::Ready) {
         return Verdict::Ready;
     }
-    match find(&status.conditions, ConditionType::Reconciling).filter(|c| c.status == "True") {
-        Some(c) if c.reason == Reason::AwaitingApproval.as_str() => {
-            Verdict::Waiting(format!("approval: {}", c.message))
-        }
+    match reconciling {
         Some(c) => Verdict::Waiting(c.message.clone()),
         None => Verdict::Waiting("the controller to report on the Pipeline (is it running?)".to_owned()),
     }
+}
+
+/// The releases of `pipelines` that have already failed (packaging failed, or stalled): failures
+/// from before a watch starts, which it does not report as its outcome.
+pub fn failed_releases(pipelines: &[Pipeline], releases: &[Release]) -> BTreeSet<String> {
+    pipelines
+        .iter()
+        .flat_map(|p| releases_of(p, releases))
+        .filter(|r| {
+            let status = r.status.as_ref();
+            status.and_then(|s| s.phase) == Some(ReleasePhase::Failed)
+                || is_true(status.map_or(&[][..], |s| &s.conditions[..]), ConditionType::Stalled)
+        })
+        .map(|r| r.name_any())
+        .collect()
 }
 
 /// The Releases of `pipeline` (same namespace, `spec.pipeline` naming it), not being deleted.
@@ -280,7 +304,7 @@ mod tests {
             ),
         ];
         for (case, pipeline, releases, expected) in cases {
-            assert_eq!(verdict(&pipeline, &releases), expected, "{case}");
+            assert_eq!(verdict(&pipeline, &releases, &BTreeSet::new()), expected, "{case}");
         }
     }
 
@@ -289,6 +313,25 @@ mod tests {
         let pipeline = shop(EnvironmentPhase::Healthy, Some("1.0.0"), ready());
         let mut other = rel("2.0.0", None, vec![]);
         other.spec.pipeline = "cart".into();
-        assert_eq!(verdict(&pipeline, &[other]), Verdict::Ready);
+        assert_eq!(verdict(&pipeline, &[other], &BTreeSet::new()), Verdict::Ready);
+    }
+
+    #[test]
+    fn a_failure_from_before_the_watch_is_not_its_outcome_and_an_approval_wait_goes_on() {
+        let broken = rel("1.1.0", Some(ReleasePhase::Failed), conditions("Stalled", "RefNotFound", "no tag v1.1.0"));
+        let ready = shop(EnvironmentPhase::Healthy, Some("1.0.0"), ready());
+        let old = failed_releases(std::slice::from_ref(&ready), std::slice::from_ref(&broken));
+        assert_eq!(old, BTreeSet::from(["shop-1.1.0".to_owned()]));
+        assert_eq!(verdict(&ready, std::slice::from_ref(&broken), &old), Verdict::Ready);
+        let awaiting = shop(
+            EnvironmentPhase::Healthy,
+            Some("1.0.0"),
+            conditions("Reconciling", "AwaitingApproval", "conveyor approve …"),
+        );
+        let news = BTreeSet::new();
+        assert_eq!(
+            verdict(&awaiting, std::slice::from_ref(&broken), &news),
+            Verdict::Waiting("approval: conveyor approve …".into())
+        );
     }
 }

@@ -23,7 +23,7 @@ use kube::api::Api;
 use kube::runtime::{WatchStreamExt as _, reflector, watcher};
 
 use super::frame::{self, End, Scene};
-use super::settle::{Verdict, verdict};
+use super::settle::{Verdict, failed_releases, verdict};
 use super::{StatusArgs, fetch};
 use crate::api::{Pipeline, Release};
 
@@ -128,6 +128,7 @@ async fn follow<W: Write>(
     tokio::pin!(interrupt);
     let (mut pipelines_synced, mut releases_synced) = (false, false);
     let mut trouble: Option<String> = None;
+    let mut old_failures: Option<std::collections::BTreeSet<String>> = None;
     loop {
         let end = tokio::select! {
             event = events.next() => match event {
@@ -168,7 +169,12 @@ async fn follow<W: Write>(
             anyhow::bail!("Pipeline {name} in namespace {namespace} was deleted");
         }
         let all_releases: Vec<Release> = releases.state().iter().map(|r| (**r).clone()).collect();
-        let verdicts: Vec<Verdict> = shown.iter().map(|p| verdict(p, &all_releases)).collect();
+        // What had failed when the caches first synced is not news: the watch reports what follows.
+        if synced && old_failures.is_none() {
+            old_failures = Some(failed_releases(&shown, &all_releases));
+        }
+        let old = old_failures.clone().unwrap_or_default();
+        let verdicts: Vec<Verdict> = shown.iter().map(|p| verdict(p, &all_releases, &old)).collect();
         let end = end.or_else(|| (synced && verdicts.iter().all(Verdict::settled)).then_some(End::Settled));
         let scene = Scene {
             pipelines: &shown,
