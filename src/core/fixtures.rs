@@ -1,7 +1,7 @@
 //! Test builders shared by the core's unit tests: objects as users write them.
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::api::pipeline::{Environment, PipelineSpec};
 use crate::api::release::{Release, ReleaseSpec};
@@ -58,4 +58,16 @@ pub fn release(name: &str, spec: ReleaseSpec, created: i64) -> Release {
     r.metadata.creation_timestamp = Some(Time(t(created)));
     r.metadata.generation = Some(1);
     r
+}
+
+/// A status condition as the controller writes it (generation 1, transition at the epoch).
+pub fn condition(type_: &str, status: &str, reason: &str, message: &str) -> Condition {
+    Condition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message: message.into(),
+        observed_generation: Some(1),
+        last_transition_time: Time(t(0)),
+    }
 }

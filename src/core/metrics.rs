@@ -169,7 +169,7 @@ mod tests {
     use crate::api::Pipeline;
     use crate::api::pipeline::{DeployedRelease, EnvironmentStatus, HistoryEntry, PipelineStatus};
     use crate::api::release::{Artifact, ReleasePhase, ReleaseStatus};
-    use crate::core::fixtures::{pipeline_spec, release, release_spec, t};
+    use crate::core::fixtures::{condition, pipeline_spec, release, release_spec, t};
     use crate::core::plan::Deployment;
 
     fn finished(id: &str, release: &str, result: DeploymentResult, started: i64, ended: i64) -> Finished {
@@ -273,12 +273,8 @@ mod tests {
                 environments: vec![],
             }),
             conditions: vec![Condition {
-                type_: "Ready".into(),
-                status: "True".into(),
-                reason: "Packaged".into(),
-                message: String::new(),
                 last_transition_time: Time(t(at)),
-                observed_generation: Some(1),
+                ..condition("Ready", "True", "Packaged", "")
             }],
             ..ReleaseStatus::default()
         });

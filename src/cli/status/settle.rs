@@ -155,18 +155,7 @@ mod tests {
     use super::*;
     use crate::api::pipeline::{DeployedRelease, EnvironmentPhase, EnvironmentStatus, PipelineStatus};
     use crate::api::release::ReleaseStatus;
-    use crate::core::fixtures::{pipeline_spec, release, release_spec, t};
-
-    fn condition(type_: &str, status: &str, reason: &str, message: &str) -> Condition {
-        Condition {
-            type_: type_.into(),
-            status: status.into(),
-            reason: reason.into(),
-            message: message.into(),
-            observed_generation: Some(1),
-            last_transition_time: Time(t(0)),
-        }
-    }
+    use crate::core::fixtures::{condition, pipeline_spec, release, release_spec, t};
 
     /// The kstatus triplet with `holding` True and the others False, all with `reason`.
     fn conditions(holding: &str, reason: &str, message: &str) -> Vec<Condition> {

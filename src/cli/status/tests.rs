@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::api::pipeline::{DeployedRelease, DeploymentResult, HistoryEntry, PipelineStatus, RollbackPolicy};
 use crate::api::release::{Artifact, CheckType, ReleasePhase, ReleaseStatus};
-use crate::core::fixtures::{pipeline_spec, release, release_spec, t};
+use crate::core::fixtures::{condition, pipeline_spec, release, release_spec, t};
 
 /// Seconds since the epoch the fixtures' deployments start at (2023-11-14T22:13:20Z).
 const T0: i64 = 1_700_000_000;
@@ -120,17 +120,6 @@ fn shop() -> Pipeline {
         ..PipelineStatus::default()
     });
     p
-}
-
-fn condition(type_: &str, status: &str, reason: &str, message: &str) -> Condition {
-    Condition {
-        type_: type_.into(),
-        status: status.into(),
-        reason: reason.into(),
-        message: message.into(),
-        observed_generation: Some(1),
-        last_transition_time: at(0),
-    }
 }
 
 /// shop-1.0.0 (tag v1.0.0, commit and notes recorded) and shop-1.1.0, both packaged.
