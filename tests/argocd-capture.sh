@@ -110,12 +110,7 @@ done
 step "the example Pipeline and the application's repository"
 kubectl apply --server-side -f config/examples/10-checkout.yaml >/dev/null
 repo="$run_dir/checkout"
-git init -q -b main "$repo"
-git -C "$repo" config user.name "Demo Developer"
-git -C "$repo" config user.email "dev@example.com"
-cp -r config/examples/checkout-app/deploy "$repo/deploy"
-git -C "$repo" add deploy
-git -C "$repo" commit -q -m "feat: checkout service with settings"
+example_repo "$repo"
 
 step "Releases that do not package: invalid, a missing tag, an unreachable repository"
 kubectl apply --server-side -f config/examples/20-broken-release.yaml >/dev/null

@@ -113,12 +113,7 @@ kubectl apply --server-side -f config/examples/
 
 step "the application's git repository: config/examples/checkout-app/deploy, committed in $run_dir/checkout"
 repo="$run_dir/checkout"
-git init -q -b main "$repo"
-git -C "$repo" config user.name "Demo Developer"
-git -C "$repo" config user.email "dev@example.com"
-cp -r config/examples/checkout-app/deploy "$repo/deploy"
-git -C "$repo" add deploy
-git -C "$repo" commit -q -m "feat: checkout service with settings"
+example_repo "$repo"
 sed -i 's/one-click: "false"/one-click: "true"/' "$repo/deploy/config.yaml"
 git -C "$repo" commit -q -am "feat(checkout): one-click purchase"
 git -C "$repo" log --oneline

@@ -81,3 +81,15 @@ need_kubectl_layer() {
   fi
   printf '%s\n' "$dir/bin"
 }
+
+# The example application's repository (config/examples/checkout-app) committed as a new git
+# repository at $1, by a fixed demo author: what `make demo` releases.
+example_repo() {
+  local repo=$1
+  git init -q -b main "$repo"
+  git -C "$repo" config user.name "Demo Developer"
+  git -C "$repo" config user.email "dev@example.com"
+  cp -r config/examples/checkout-app/deploy "$repo/deploy"
+  git -C "$repo" add deploy
+  git -C "$repo" commit -q -m "feat: checkout service with settings"
+}
