@@ -13,7 +13,7 @@ use crate::api::types::Digest;
 
 pub use archive::{ArchiveWriter, HashingWriter, read_archive, write_archive};
 pub use store::Store;
-pub use yaml::{Object, ObjectId, check_file, parse_file, parse_objects};
+pub use yaml::{Object, ObjectId, check_content, check_file, parse_file, parse_objects};
 
 /// One manifest file: path relative to the release's source directory, '/'-separated, no leading './'.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -13,6 +13,7 @@
 //!   kubectl's YAML 1.1 would make them booleans.
 
 mod convert;
+mod fast;
 mod shape;
 mod values;
 
@@ -66,6 +67,24 @@ pub fn parse_objects(files: &[ManifestFile], max_yaml_nodes: usize) -> Result<Ve
 
 /// Checks one file under the same rules as [`parse_objects`] and returns how many objects it holds.
 pub fn check_file(file: &ManifestFile, max_yaml_nodes: usize) -> Result<usize> {
+    check_content(&file.path, &file.content, max_yaml_nodes)
+}
+
+/// [`check_file`] on a file's path and content, lent rather than owned.
+///
+/// A recognizer of the plain YAML most manifests are written in answers first, many times
+/// faster, but only where it is sure; the full parser decides everything else.
+pub fn check_content(path: &str, content: &[u8], max_yaml_nodes: usize) -> Result<usize> {
+    match fast::objects(content, max_yaml_nodes) {
+        Some(count) => Ok(count),
+        // Rare, and slow anyway: the copy costs little next to the parse.
+        None => check_parsed(&ManifestFile { path: path.to_owned(), content: content.to_vec() }, max_yaml_nodes),
+    }
+}
+
+/// [`check_file`] by the full parser: the authority on every file, and the only path that
+/// explains what is wrong.
+fn check_parsed(file: &ManifestFile, max_yaml_nodes: usize) -> Result<usize> {
     let mut count = 0;
     // Shapes, not values: the same verdicts without copying the file's content.
     each_document(file, max_yaml_nodes, Shapes::default(), |index, shape| {

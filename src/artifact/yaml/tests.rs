@@ -274,7 +274,7 @@ fn assert_check_agrees_with_parse(content: &[u8], limit: usize) {
 }
 
 /// Inputs on every rule of the conversion and of the identity check, good and bad.
-const AGREEMENT_CASES: &[&str] = &[
+pub(super) const AGREEMENT_CASES: &[&str] = &[
     // Good, with empty documents counted but skipped.
     "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: prod}\ndata: {k: v}\n",
     "# comment\n---\napiVersion: v1\nkind: A\nmetadata: {name: a}\n---\n---\n~\n---\n# only a comment\n",
