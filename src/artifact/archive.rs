@@ -105,16 +105,24 @@ impl<W: Write> ArchiveWriter<W> {
         if let Some(last) = &self.last {
             check_order(last, path)?;
         }
-        let mut header = Header::new_gnu();
-        header.set_entry_type(EntryType::Regular);
-        header.set_size(content.len() as u64);
-        header.set_mode(FILE_MODE);
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_mtime(0);
-        // Paths over 100 bytes get a GNU long-name entry, itself written with fixed fields.
-        self.tar.append_data(&mut header, path, content)?;
+        append_entry(&mut self.tar, path, content)?;
         self.last = Some(path.to_owned());
+        Ok(())
+    }
+
+    /// Appends files framed elsewhere: the same bytes as appending each of them here. Their
+    /// paths must sort after the previous file's, else `InvalidInput` and nothing is written.
+    pub fn append_frames(&mut self, frames: Frames) -> io::Result<()> {
+        let Frames { tar, first, last } = frames;
+        let (Some(first), Some(last)) = (first, last) else { return Ok(()) };
+        if let Some(previous) = &self.last {
+            check_order(previous, &first)?;
+        }
+        // A builder always ends its archive with two zero blocks: a run of entries stops before.
+        let mut bytes = tar.into_inner()?;
+        bytes.truncate(bytes.len() - END_OF_ARCHIVE);
+        self.tar.get_mut().write_all(&bytes)?;
+        self.last = Some(last);
         Ok(())
     }
 
@@ -123,6 +131,63 @@ impl<W: Write> ArchiveWriter<W> {
         let mut hashing = self.tar.into_inner()?.finish()?;
         hashing.flush()?;
         Ok(hashing.finish())
+    }
+}
+
+/// Bytes a tar builder writes when it finishes an archive: two zero blocks.
+const END_OF_ARCHIVE: usize = 1024;
+
+/// Appends one file's entry: a GNU header with fixed fields, preceded by a GNU long-name entry
+/// (itself written with fixed fields) when the path is over 100 bytes.
+fn append_entry<W: Write>(tar: &mut Builder<W>, path: &str, content: &[u8]) -> io::Result<()> {
+    let mut header = Header::new_gnu();
+    header.set_entry_type(EntryType::Regular);
+    header.set_size(content.len() as u64);
+    header.set_mode(FILE_MODE);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    tar.append_data(&mut header, path, content)
+}
+
+/// The tar entries of consecutive files, framed as [`ArchiveWriter`] frames them, so that
+/// several threads can frame files while one compresses ([`ArchiveWriter::append_frames`]).
+pub struct Frames {
+    tar: Builder<Vec<u8>>,
+    first: Option<String>,
+    last: Option<String>,
+}
+
+impl Default for Frames {
+    fn default() -> Self {
+        Self { tar: Builder::new(Vec::new()), first: None, last: None }
+    }
+}
+
+impl Frames {
+    /// Frames one file. Its path must be valid (see [`write_archive`]) and sort after the
+    /// previous one, else `InvalidInput` and nothing of it is written.
+    pub fn append(&mut self, path: &str, content: &[u8]) -> io::Result<()> {
+        check_path(path)?;
+        if let Some(last) = &self.last {
+            check_order(last, path)?;
+        }
+        append_entry(&mut self.tar, path, content)?;
+        if self.first.is_none() {
+            self.first = Some(path.to_owned());
+        }
+        self.last = Some(path.to_owned());
+        Ok(())
+    }
+
+    /// Bytes framed so far.
+    pub fn len(&self) -> usize {
+        self.tar.get_ref().len()
+    }
+
+    /// Whether no file was framed.
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
     }
 }
 
@@ -299,6 +364,41 @@ mod tests {
         let want = [file("b.yaml", "kind: B\n"), file("c.yaml", "kind: C\n")];
         assert_eq!(read_archive(&bytes).unwrap(), want);
         assert_eq!(self::archive(&want), (bytes, digest, size));
+    }
+
+    #[test]
+    fn frames_give_the_bytes_of_appending_each_file() {
+        let mut files = sample();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        let (whole, digest, size) = archive(&files);
+        // Every split into runs, the long-name entry included.
+        for cut in 0..=files.len() {
+            let mut archive = ArchiveWriter::new(Vec::new());
+            for run in [&files[..cut], &files[cut..]] {
+                let mut frames = Frames::default();
+                for file in run {
+                    frames.append(&file.path, &file.content).unwrap();
+                }
+                assert_eq!(frames.is_empty(), run.is_empty());
+                archive.append_frames(frames).unwrap();
+            }
+            assert_eq!(archive.finish().unwrap(), (whole.clone(), digest.clone(), size), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn frames_keep_the_path_rules() {
+        let mut frames = Frames::default();
+        frames.append("b.yaml", b"kind: B\n").unwrap();
+        for (path, what) in [("a.yaml", "out of order"), ("b.yaml", "given twice"), ("../c.yaml", "relative")] {
+            let err = frames.append(path, b"").expect_err(path);
+            assert!(err.to_string().contains(what), "{path}: {err}");
+        }
+        // A run that does not follow what the archive holds is refused whole.
+        let mut archive = ArchiveWriter::new(Vec::new());
+        archive.append("c.yaml", b"").unwrap();
+        let err = archive.append_frames(frames).expect_err("out of order");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod yaml;
 use crate::api::Reason;
 use crate::api::types::Digest;
 
-pub use archive::{ArchiveWriter, HashingWriter, read_archive, write_archive};
+pub use archive::{ArchiveWriter, Frames, HashingWriter, read_archive, write_archive};
 pub use store::Store;
 pub use yaml::{Object, ObjectId, check_content, check_file, parse_file, parse_objects};
 

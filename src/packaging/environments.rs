@@ -128,7 +128,7 @@ fn plain(
     let (mut total, mut objects) = (0, 0);
     for entry in manifests.entries() {
         let file = reader.load(entry)?;
-        manifests.count_bytes(&mut total, &file, limits.max_bytes)?;
+        manifests.count_bytes(&mut total, &file.path, file.content.len() as u64, limits.max_bytes)?;
         objects += artifact::check_file(&file, limits.max_yaml_nodes).map_err(|e| in_repository(e, path))?;
         files.push(ManifestFile { path: format!("{prefix}{}", file.path), content: file.content });
     }

@@ -9,6 +9,7 @@
 mod environments;
 
 use std::io::Write;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::mpsc;
 use std::thread;
@@ -184,16 +185,21 @@ const CHUNK_FILES: usize = 32;
 /// memory in flight (with each worker at most one batch ahead) whatever the file sizes.
 const BATCH_BYTES: usize = 256 * 1024;
 
-/// Loaded and checked files of one chunk, in order; `end` closes the chunk; `error` is the
-/// chunk's first failure, after the files before it.
+/// Loaded, checked and framed files of one chunk, in order; `end` closes the chunk; `error` is
+/// the chunk's first failure, after the files before it.
+#[derive(Default)]
 struct Batch {
-    files: Vec<(artifact::ManifestFile, usize)>,
+    /// Their tar entries.
+    frames: artifact::Frames,
+    /// Each file's index in the listing and its size, for the total bound.
+    sizes: Vec<(usize, u64)>,
+    objects: usize,
     end: bool,
     error: Option<Error>,
 }
 
-/// Archives `manifests` into `out` with worker threads loading and checking them; returns the
-/// digest, the size and the number of objects.
+/// Archives `manifests` into `out` with worker threads loading, checking and framing them;
+/// returns the digest, the size and the number of objects.
 fn build(
     git_dir: &Path,
     manifests: &source::Manifests,
@@ -202,12 +208,14 @@ fn build(
     out: &mut dyn Write,
 ) -> Result<(Digest, u64, usize), Error> {
     let workers = thread::available_parallelism().map_or(1, usize::from).clamp(1, MAX_WORKERS);
-    let chunks: Vec<&[source::ManifestEntry]> = manifests.entries().chunks(CHUNK_FILES).collect();
+    let files = manifests.len();
+    let chunks: Vec<Range<usize>> =
+        (0..files).step_by(CHUNK_FILES).map(|start| start..(start + CHUNK_FILES).min(files)).collect();
     thread::scope(|scope| {
         let batches: Vec<_> = (0..workers)
             .map(|worker| {
                 let (send, receive) = mpsc::sync_channel(1);
-                let mine = chunks.iter().skip(worker).step_by(workers).copied();
+                let mine = chunks.iter().skip(worker).step_by(workers).cloned();
                 // A worker that panics re-raises the panic when the scope ends.
                 scope.spawn(move || load_and_check(git_dir, manifests, mine, path, limits, &send));
                 receive
@@ -218,11 +226,11 @@ fn build(
     })
 }
 
-/// A worker: loads and checks each file of its chunks, in order, until the first failure.
-fn load_and_check<'a>(
+/// A worker: loads, checks and frames each file of its chunks, in order, until the first failure.
+fn load_and_check(
     git_dir: &Path,
     manifests: &source::Manifests,
-    chunks: impl Iterator<Item = &'a [source::ManifestEntry]>,
+    chunks: impl Iterator<Item = Range<usize>>,
     path: &str,
     limits: &PackageLimits,
     batches: &mpsc::SyncSender<Batch>,
@@ -230,35 +238,31 @@ fn load_and_check<'a>(
     let reader = match manifests.reader(git_dir, limits.max_file_bytes) {
         Ok(reader) => reader,
         Err(e) => {
-            let _ = batches.send(Batch { files: Vec::new(), end: true, error: Some(e.into()) });
+            let _ = batches.send(Batch { end: true, error: Some(e.into()), ..Batch::default() });
             return;
         }
     };
-    let check = |entry| -> Result<(artifact::ManifestFile, usize), Error> {
-        let file = reader.load(entry)?;
-        let objects = artifact::check_file(&file, limits.max_yaml_nodes).map_err(|e| in_repository(e, path))?;
-        Ok((file, objects))
+    // The content is lent by the object database: checked and framed without a copy of its own.
+    let take = |index: usize, batch: &mut Batch| -> Result<(), Error> {
+        let entry = &manifests.entries()[index];
+        reader.read(entry, |content| -> Result<(), Error> {
+            let objects = artifact::check_content(&entry.path, content, limits.max_yaml_nodes)
+                .map_err(|e| in_repository(e, path))?;
+            batch.frames.append(&entry.path, content).map_err(artifact::Error::Io)?;
+            batch.sizes.push((index, content.len() as u64));
+            batch.objects += objects;
+            Ok(())
+        })?
     };
     for chunk in chunks {
-        let mut batch = Batch { files: Vec::new(), end: false, error: None };
-        let mut bytes = 0;
-        for entry in chunk {
-            match check(entry) {
-                Ok(checked) => {
-                    bytes += checked.0.content.len();
-                    batch.files.push(checked);
-                }
-                Err(e) => {
-                    let _ = batches.send(Batch { end: true, error: Some(e), ..batch });
-                    return;
-                }
+        let mut batch = Batch::default();
+        for index in chunk {
+            if let Err(e) = take(index, &mut batch) {
+                let _ = batches.send(Batch { end: true, error: Some(e), ..batch });
+                return;
             }
-            if bytes >= BATCH_BYTES {
-                bytes = 0;
-                let full = std::mem::take(&mut batch.files);
-                if batches.send(Batch { files: full, end: false, error: None }).is_err() {
-                    return;
-                }
+            if batch.frames.len() >= BATCH_BYTES && batches.send(std::mem::take(&mut batch)).is_err() {
+                return;
             }
         }
         batch.end = true;
@@ -285,11 +289,11 @@ fn write_chunks(
                 // Only a panicking worker hangs up early; the scope re-raises its panic.
                 return Err(artifact::Error::Io(std::io::Error::other("a packaging thread stopped")).into());
             };
-            for (file, count) in batch.files {
-                manifests.count_bytes(&mut total, &file, max_bytes)?;
-                archive.append(&file.path, &file.content).map_err(artifact::Error::Io)?;
-                objects += count;
+            for &(index, size) in &batch.sizes {
+                manifests.count_bytes(&mut total, &manifests.entries()[index].path, size, max_bytes)?;
             }
+            archive.append_frames(batch.frames).map_err(artifact::Error::Io)?;
+            objects += batch.objects;
             if let Some(error) = batch.error {
                 return Err(error);
             }

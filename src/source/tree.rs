@@ -54,12 +54,12 @@ impl Manifests {
         Ok(ManifestReader { manifests: self, repo: Repository::open(git_dir)?, max_file_bytes })
     }
 
-    /// Adds `file` to the running `total` of bytes, called in path order: fails at the first
-    /// file that takes the total past `max_bytes`.
-    pub fn count_bytes(&self, total: &mut u64, file: &ManifestFile, max_bytes: u64) -> Result<()> {
-        *total += file.content.len() as u64;
+    /// Adds the `size` of the file at `path` to the running `total` of bytes, called in path
+    /// order: fails at the first file that takes the total past `max_bytes`.
+    pub fn count_bytes(&self, total: &mut u64, path: &str, size: u64, max_bytes: u64) -> Result<()> {
+        *total += size;
         if *total > max_bytes {
-            return Err(Error::ArtifactTooLarge { file: shown(&self.base, &file.path), limit: max_bytes });
+            return Err(Error::ArtifactTooLarge { file: shown(&self.base, path), limit: max_bytes });
         }
         Ok(())
     }
@@ -83,6 +83,13 @@ pub struct ManifestReader<'a> {
 impl ManifestReader<'_> {
     /// Loads one file; `FileTooLarge` (nothing read) when it is over `max_file_bytes`.
     pub fn load(&self, entry: &ManifestEntry) -> Result<ManifestFile> {
+        let content = self.read(entry, <[u8]>::to_vec)?;
+        Ok(ManifestFile { path: entry.path.clone(), content })
+    }
+
+    /// Reads one file and hands its content to `use_content`, without copying it; `FileTooLarge`
+    /// (nothing read) when it is over `max_file_bytes`.
+    pub fn read<T>(&self, entry: &ManifestEntry, use_content: impl FnOnce(&[u8]) -> T) -> Result<T> {
         let odb = self.repo.odb()?;
         let (size, _) = odb.read_header(entry.blob)?;
         let size = size as u64;
@@ -90,8 +97,7 @@ impl ManifestReader<'_> {
             let file = shown(&self.manifests.base, &entry.path);
             return Err(Error::FileTooLarge { file, size, limit: self.max_file_bytes });
         }
-        let content = odb.read(entry.blob)?.data().to_vec();
-        Ok(ManifestFile { path: entry.path.clone(), content })
+        Ok(use_content(odb.read(entry.blob)?.data()))
     }
 }
 
