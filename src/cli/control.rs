@@ -288,6 +288,9 @@ pub struct ApprovalPlan {
     pub awaiting: Option<String>,
     /// The approval already recorded for the environment, if any.
     pub recorded: Option<String>,
+    /// The recorded approval this one replaces while it still matters: for another release,
+    /// which has not entered the environment yet (an approval once used is not mentioned).
+    pub replaces: Option<String>,
     /// The environment before it in promotion order.
     pub previous_environment: Option<String>,
     /// Whether the pipeline is paused.
@@ -316,11 +319,8 @@ pub fn plan_approval(
     if environments[index].approval.unwrap_or_default() != Approval::Manual {
         return Err(Refusal::NotManual { pipeline: name, environment: environment.to_owned() });
     }
-    let awaiting = pipeline
-        .status
-        .as_ref()
-        .and_then(|s| s.environments.iter().find(|e| e.name == environment))
-        .and_then(|e| e.awaiting_approval.clone());
+    let status = pipeline.status.as_ref().and_then(|s| s.environments.iter().find(|e| e.name == environment));
+    let awaiting = status.and_then(|e| e.awaiting_approval.clone());
     let release = match (requested, &awaiting) {
         (Some(requested), _) => resolve_release(requested, &name, &namespace, releases)?,
         (None, Some(awaiting)) => awaiting.clone(),
@@ -330,8 +330,22 @@ pub fn plan_approval(
     };
     // Read the annotations as the controller reads them.
     let annotations = pipeline.annotations();
+    let recorded = approvals(annotations).remove(environment);
+    // Only versions newer than the newest ever started in an environment may enter it.
+    let newest = status.and_then(|e| e.newest_version.as_deref()).and_then(|v| semver::Version::parse(v).ok());
+    let may_still_enter = |old: &String| {
+        let version =
+            releases.iter().find(|r| r.spec.pipeline == name && r.name_any() == *old).map(|r| &r.spec.version);
+        match (version.map(|v| semver::Version::parse(v)), &newest) {
+            // A deleted Release cannot enter.
+            (None, _) => false,
+            (Some(Ok(version)), Some(newest)) => version > *newest,
+            _ => true,
+        }
+    };
     Ok(ApprovalPlan {
-        recorded: approvals(annotations).remove(environment),
+        replaces: recorded.clone().filter(|old| *old != release && may_still_enter(old)),
+        recorded,
         paused: paused(annotations),
         previous_environment: index.checked_sub(1).map(|i| environments[i].name.clone()),
         environment: environment.to_owned(),
@@ -427,7 +441,7 @@ impl ApprovalPlan {
             );
         }
         let mut line = format!("approved {release} to enter {target}");
-        if let Some(old) = &self.recorded {
+        if let Some(old) = &self.replaces {
             line.push_str(&format!(", replacing the approval of {old}"));
         }
         let next = if self.paused {
@@ -677,6 +691,27 @@ mod tests {
             assert_eq!(Gate::Pause.changes(&p), pause, "pause with {annotations:?}");
             assert_eq!(Gate::Resume.changes(&p), resume, "resume with {annotations:?}");
         }
+    }
+
+    #[test]
+    fn a_used_approval_is_not_said_to_be_replaced() {
+        let rels = releases();
+        let with_newest = |newest: Option<&str>| {
+            let mut p = shop(Some("shop-2.4.1"), &[("approve.conveyor.dev/prod", "shop-2.4.0")]);
+            p.status.as_mut().expect("status").environments[0].newest_version = newest.map(str::to_owned);
+            p
+        };
+        // (newest version started in prod, what the line says of shop-2.4.0's approval)
+        for (newest, replacing) in [(None, true), (Some("2.3.0"), true), (Some("2.4.0"), false), (Some("2.4.1"), false)]
+        {
+            let plan = plan_approval(&with_newest(newest), "prod", None, &rels).expect("plan");
+            assert_eq!(plan.recorded.as_deref(), Some("shop-2.4.0"));
+            let line = plan.report(false);
+            assert_eq!(line.contains("replacing the approval of shop-2.4.0"), replacing, "newest {newest:?}: {line}");
+        }
+        // An approval of a Release since deleted is not mentioned either.
+        let plan = plan_approval(&with_newest(None), "prod", None, &rels[1..]).expect("plan");
+        assert_eq!(plan.replaces, None);
     }
 
     #[test]
