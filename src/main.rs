@@ -224,12 +224,16 @@ async fn controller(config: Config) -> anyhow::Result<()> {
             e.release().await;
         })
     });
-    reconcile::run(ctx, ready, stop).await;
+    reconcile::run(ctx.clone(), ready, stop).await;
     metrics.leader.set(0);
     stopped.cancel();
-    if let Some(keeper) = keeper {
-        let _ = keeper.await;
-    }
+    // What happened is still announced on the way out, while the Lease is released.
+    let keeper = async {
+        if let Some(keeper) = keeper {
+            let _ = keeper.await;
+        }
+    };
+    tokio::join!(keeper, ctx.notifier.drain(conveyor::notify::DRAIN_GRACE));
     if lost.is_cancelled() {
         anyhow::bail!("lost the leader Lease; exiting so that a restart rejoins the election");
     }

@@ -1,9 +1,12 @@
 //! Webhook notifications from the real controller process on the real API server: a release
 //! walking three environments is announced to every receiver in the order it happened (JSON and
-//! Slack-compatible), a failed release is announced as failed and then rolled back, and a dead
-//! receiver configured first neither holds up the promotions nor the other receivers.
+//! Slack-compatible), a failed release is announced as failed and then rolled back, a dead
+//! receiver configured first neither holds up the promotions nor the other receivers, and what
+//! is still queued at SIGTERM goes out before the process exits.
 
 mod support;
+
+use std::time::Duration;
 
 use conveyor::api::pipeline::EnvironmentPhase;
 use serde_json::{Value, json};
@@ -245,4 +248,25 @@ async fn a_dead_receiver_holds_up_neither_promotions_nor_other_receivers() {
 
     // Shutting down does not wait for the hanging request.
     assert_eq!(w.controller.terminate(), Some(0));
+}
+
+#[tokio::test]
+async fn notifications_still_queued_at_sigterm_are_delivered_before_exit() {
+    // Each answer takes 2 s and counts only once given: when the release settles, the receiver
+    // has not answered both notifications yet, and a process that exited at once would lose them.
+    let receiver = WebhookReceiver::start_slow(200, Duration::from_secs(2));
+    let webhooks = receiver.url("/hook");
+    let mut w =
+        World::with_controller_env("notify-drain", &[DEV], &[], &[("CONVEYOR_NOTIFICATION_WEBHOOKS", &webhooks)]).await;
+    let _kubelet = Kubelet::start(w.client.clone(), &w.namespaces());
+    w.pipeline(|_| json!({})).await;
+    let release = w.release("1.0.0", &app("1.0.0")).await;
+    w.settled(DEV, EnvironmentPhase::Healthy, &release).await;
+    let answered = receiver.received().len();
+    assert!(answered < 2, "the receiver answered {answered} before SIGTERM: the test shows nothing");
+
+    assert_eq!(w.controller.terminate(), Some(0), "{}", w.controller.logs());
+    let expected = triples(&[("deploy_started", DEV, &release), ("healthy", DEV, &release)]);
+    assert_eq!(summary(&receiver.received()), expected);
+    assert!(!w.controller.logs().contains("abandoned"), "{}", w.controller.logs());
 }

@@ -4,9 +4,8 @@
 //! holds it was written. Announcing never waits: every receiver has a bounded queue and one
 //! task that delivers its notifications in order, retrying with backoff ([`retry::Policy`]).
 //! A slow or dead receiver only fills its own queue; when full, new notifications for it are
-//! dropped (logged, counted), so neither reconciles nor other receivers wait on it. The tasks
-//! live as long as the process's runtime, which drops them on exit without waiting for an
-//! attempt in flight.
+//! dropped (logged, counted), so neither reconciles nor other receivers wait on it. At
+//! shutdown [`Notifier::drain`] lets the tasks deliver what is queued, for a bounded time.
 
 pub mod payload;
 pub mod retry;
@@ -18,6 +17,8 @@ use std::time::Duration;
 use kube::ResourceExt;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
 pub use payload::{Kind, Notification, Subject};
@@ -31,6 +32,10 @@ use retry::{Next, Outcome, Policy};
 /// Notifications waiting per receiver: enough for a burst of every environment of many
 /// pipelines moving at once, small enough that a dead receiver costs little memory.
 pub const QUEUE_CAPACITY: usize = 100;
+
+/// How long queued notifications may take to go out at shutdown, after the controllers have
+/// stopped (the chart gives the pod 30 s in all).
+pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
 
 /// Errors of this module.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +66,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct Notifier {
     receivers: Vec<Receiver>,
     metrics: Arc<Metrics>,
+    /// Tells the tasks to finish their queues and stop.
+    closing: CancellationToken,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// The sending end of one webhook's queue.
@@ -93,17 +101,31 @@ impl Notifier {
             .user_agent(concat!("conveyor/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(Error::Client)?;
-        let receivers = webhooks
+        let closing = CancellationToken::new();
+        let (receivers, tasks) = webhooks
             .iter()
             .map(|webhook| {
                 let (queue, pending) = mpsc::channel(capacity.max(1));
                 let worker =
                     Worker { webhook: webhook.clone(), client: client.clone(), policy, metrics: metrics.clone() };
-                tokio::spawn(worker.run(pending));
-                Receiver { host: webhook.host(), queue }
+                let task = tokio::spawn(worker.run(pending, closing.clone()));
+                (Receiver { host: webhook.host(), queue }, task)
             })
-            .collect();
-        Ok(Self { receivers, metrics })
+            .unzip();
+        Ok(Self { receivers, metrics, closing, tasks: std::sync::Mutex::new(tasks) })
+    }
+
+    /// At shutdown: stops taking notifications and lets every receiver's task deliver what is
+    /// queued (retries included) for at most `grace`; what is left then is abandoned, logged.
+    pub async fn drain(&self, grace: Duration) {
+        self.closing.cancel();
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        if tasks.is_empty() {
+            return;
+        }
+        if tokio::time::timeout(grace, futures::future::join_all(tasks)).await.is_err() {
+            tracing::warn!(?grace, "shutdown: webhook notifications still queued or being retried were abandoned");
+        }
     }
 
     /// Queues a notification of `event` (in environment `environment`, whose state after the
@@ -142,14 +164,16 @@ impl Notifier {
     pub fn send(&self, notification: Notification) {
         let notification = Arc::new(notification);
         for receiver in &self.receivers {
-            if receiver.queue.try_send(notification.clone()).is_err() {
-                tracing::warn!(
-                    receiver = %receiver.host, id = %notification.id, r#type = %notification.kind.as_str(),
-                    capacity = receiver.queue.max_capacity(),
-                    "webhook notification dropped: the receiver's queue is full (it is slow or down)"
-                );
-                count(&self.metrics, "dropped");
-            }
+            let why = match receiver.queue.try_send(notification.clone()) {
+                Ok(()) => continue,
+                Err(mpsc::error::TrySendError::Full(_)) => "the receiver's queue is full (it is slow or down)",
+                Err(mpsc::error::TrySendError::Closed(_)) => "shutting down",
+            };
+            tracing::warn!(
+                receiver = %receiver.host, id = %notification.id, r#type = %notification.kind.as_str(),
+                capacity = receiver.queue.max_capacity(), "webhook notification dropped: {why}"
+            );
+            count(&self.metrics, "dropped");
         }
     }
 }
@@ -163,8 +187,22 @@ struct Worker {
 }
 
 impl Worker {
-    async fn run(self, mut pending: mpsc::Receiver<Arc<Notification>>) {
-        while let Some(notification) = pending.recv().await {
+    /// Delivers until `closing`, then delivers what is queued and stops.
+    async fn run(self, mut pending: mpsc::Receiver<Arc<Notification>>, closing: CancellationToken) {
+        loop {
+            let notification = tokio::select! {
+                biased;
+                () = closing.cancelled() => {
+                    pending.close();
+                    while let Some(notification) = pending.recv().await {
+                        let result = self.deliver(&notification).await;
+                        count(&self.metrics, result);
+                    }
+                    return;
+                }
+                notification = pending.recv() => notification,
+            };
+            let Some(notification) = notification else { return };
             let result = self.deliver(&notification).await;
             count(&self.metrics, result);
         }
@@ -320,6 +358,55 @@ mod tests {
         notifier.send(notification("next"));
         until("both given up", || metrics.encode().contains("conveyor_notifications_total{result=\"failed\"} 2")).await;
         assert_eq!(*seen.lock().unwrap(), ["doomed", "doomed", "doomed", "next", "next", "next"]);
+    }
+
+    #[tokio::test]
+    async fn drain_delivers_what_is_queued_before_it_returns() {
+        let (addr, seen) = flaky_server(1).await;
+        let metrics = Arc::new(Metrics::new());
+        let policy =
+            Policy { attempts: 5, first_delay: Duration::from_millis(50), max_delay: Duration::from_millis(50) };
+        let notifier = Notifier::with(&[webhook(addr)], Duration::from_secs(5), policy, 10, metrics.clone()).unwrap();
+        for id in ["a", "b", "c"] {
+            notifier.send(notification(id));
+        }
+        // The first attempt fails, so "a" is being retried while "b" and "c" wait in the queue.
+        notifier.drain(Duration::from_secs(10)).await;
+        assert_eq!(*seen.lock().unwrap(), ["a", "a", "b", "c"]);
+        assert!(
+            metrics.encode().contains("conveyor_notifications_total{result=\"delivered\"} 3"),
+            "{}",
+            metrics.encode()
+        );
+        // After draining nothing more is taken: a late notification is dropped, not sent.
+        notifier.send(notification("late"));
+        assert!(counted(&metrics, "dropped"), "{}", metrics.encode());
+        assert_eq!(seen.lock().unwrap().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn drain_gives_up_on_a_receiver_that_hangs_after_the_grace() {
+        // A receiver that accepts and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (accepted, mut held) = tokio::sync::mpsc::channel(8);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let _ = accepted.send(stream).await;
+            }
+        });
+        let notifier = Notifier::with(
+            &[webhook(addr)],
+            Duration::from_secs(3600),
+            Policy::default(),
+            10,
+            Arc::new(Metrics::new()),
+        )
+        .unwrap();
+        notifier.send(notification("stuck"));
+        let _connection = held.recv().await.expect("the notification's connection");
+        let drained = tokio::time::timeout(Duration::from_secs(5), notifier.drain(Duration::from_millis(200))).await;
+        assert!(drained.is_ok(), "drain did not return after its grace");
     }
 
     #[tokio::test]

@@ -1,7 +1,8 @@
 //! Webhook receivers for notification tests, on `127.0.0.1`, each on its own thread and tokio
 //! runtime (they keep serving while a test blocks, and stop on drop):
 //! - [`WebhookReceiver`]: an HTTP server that records every POST in arrival order and answers
-//!   a fixed status (200 for a live receiver, 500 for one failing forever);
+//!   a fixed status (200 for a live receiver, 500 for one failing forever), at once or, when
+//!   slow, after a delay (then a request counts only once it has been answered);
 //! - [`HangingReceiver`]: accepts connections, reads each request, and never answers; it knows
 //!   whether the client is still waiting on a connection or gave up (closed it).
 
@@ -72,13 +73,20 @@ pub struct WebhookReceiver {
 impl WebhookReceiver {
     /// Starts answering `status` to every POST; listening when this returns.
     pub fn start(status: u16) -> Self {
+        Self::start_slow(status, Duration::ZERO)
+    }
+
+    /// Starts answering `status` to every POST after `delay`, and recording it then: a request
+    /// whose client gives up first is not recorded.
+    pub fn start_slow(status: u16, delay: Duration) -> Self {
         let status = StatusCode::from_u16(status).expect("a valid status");
         let received = Arc::new(Mutex::new(Vec::new()));
         let (listener, addr) = bind();
-        let app = Router::new()
-            .route("/", post(record))
-            .route("/{*path}", post(record))
-            .with_state((received.clone(), status));
+        let app = Router::new().route("/", post(record)).route("/{*path}", post(record)).with_state((
+            received.clone(),
+            status,
+            delay,
+        ));
         let (shutdown, thread) = spawn(format!("webhook-{}", addr.port()), async move {
             let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
             axum::serve(listener, app).await.expect("webhook receiver");
@@ -106,12 +114,18 @@ impl WebhookReceiver {
     }
 }
 
+/// What [`record`] shares: the requests so far, the status to answer, the delay before it.
+type Recording = (Arc<Mutex<Vec<Received>>>, StatusCode, Duration);
+
 async fn record(
-    State((received, status)): State<(Arc<Mutex<Vec<Received>>>, StatusCode)>,
+    State((received, status, delay)): State<Recording>,
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
     received.lock().unwrap().push(Received { path: uri.to_string(), content_type, body });
