@@ -241,7 +241,7 @@ impl Worker {
             Ok(response) => {
                 let status = response.status();
                 let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok());
-                let retry_after = retry_after.and_then(retry::parse_retry_after);
+                let retry_after = retry_after.and_then(|v| retry::parse_retry_after(v, std::time::SystemTime::now()));
                 (Outcome::Answered { status: status.as_u16(), retry_after }, format!("answered HTTP {status}"))
             }
             Err(e) if e.is_timeout() => (Outcome::TimedOut, format!("no answer in time: {}", describe(e))),

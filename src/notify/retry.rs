@@ -1,7 +1,7 @@
 //! When a delivery attempt counts as delivered, is tried again (and after how long), or is
 //! given up (pure).
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// How one attempt went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -10,7 +10,7 @@ pub enum Outcome {
     Answered {
         /// HTTP status code.
         status: u16,
-        /// How long the receiver asked to wait (seconds form of `Retry-After`).
+        /// How long the receiver asked to wait (`Retry-After`).
         retry_after: Option<Duration>,
     },
     /// No answer within the attempt's deadline.
@@ -87,10 +87,15 @@ impl Policy {
     }
 }
 
-/// The seconds form of a `Retry-After` header (`120`); the HTTP-date form is not used by
-/// webhook receivers in practice and counts as absent.
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+/// How long a `Retry-After` header asks to wait at `now`: seconds (`120`) or an HTTP date
+/// (`Wed, 21 Oct 2015 07:28:00 GMT`; a date already past asks for no wait).
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
@@ -152,9 +157,17 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_in_seconds_is_read() {
-        assert_eq!(parse_retry_after(" 12 "), Some(S(12)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
-        assert_eq!(parse_retry_after("-1"), None);
+    fn retry_after_is_read_in_seconds_and_as_a_date() {
+        // Wed, 21 Oct 2015 07:28:00 GMT
+        let now = SystemTime::UNIX_EPOCH + S(1_445_412_480);
+        assert_eq!(parse_retry_after(" 12 ", now), Some(S(12)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:45 GMT", now), Some(S(45)));
+        // The two obsolete forms HTTP still asks recipients to read.
+        assert_eq!(parse_retry_after("Wednesday, 21-Oct-15 07:29:00 GMT", now), Some(S(60)));
+        assert_eq!(parse_retry_after("Wed Oct 21 07:28:10 2015", now), Some(S(10)));
+        // A date already past asks for no wait; nonsense asks for nothing.
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("-1", now), None);
+        assert_eq!(parse_retry_after("soon", now), None);
     }
 }
