@@ -1,8 +1,9 @@
 //! Webhook notifications from the real controller process on the real API server: a release
 //! walking three environments is announced to every receiver in the order it happened (JSON and
 //! Slack-compatible), a failed release is announced as failed and then rolled back, a dead
-//! receiver configured first neither holds up the promotions nor the other receivers, and what
-//! is still queued at SIGTERM goes out before the process exits.
+//! receiver configured first neither holds up the promotions nor the other receivers, a release
+//! blocked by a namespace that has not opted in is announced once, and what is still queued at
+//! SIGTERM goes out before the process exits.
 
 mod support;
 
@@ -269,4 +270,44 @@ async fn notifications_still_queued_at_sigterm_are_delivered_before_exit() {
     let expected = triples(&[("deploy_started", DEV, &release), ("healthy", DEV, &release)]);
     assert_eq!(summary(&receiver.received()), expected);
     assert!(!w.controller.logs().contains("abandoned"), "{}", w.controller.logs());
+}
+
+#[tokio::test]
+async fn a_release_blocked_by_a_namespace_that_has_not_opted_in_is_announced_once() {
+    let receiver = WebhookReceiver::start(200);
+    let webhooks = receiver.url("/hook");
+    let w = World::with_controller_env(
+        "notify-blocked",
+        &[DEV, "production"],
+        &["production"],
+        &[("CONVEYOR_NOTIFICATION_WEBHOOKS", &webhooks)],
+    )
+    .await;
+    let _kubelet = Kubelet::start(w.client.clone(), &w.namespaces());
+    w.pipeline(|_| json!({})).await;
+    let release = w.release("1.0.0", &app("1.0.0")).await;
+    w.settled(DEV, EnvironmentPhase::Healthy, &release).await;
+
+    let got = receiver.wait_for(3, LONG).await;
+    let expected =
+        triples(&[("deploy_started", DEV, &release), ("healthy", DEV, &release), ("blocked", "production", &release)]);
+    assert_eq!(summary(&got), expected, "{got:#?}");
+    let blocked = &got[2].body;
+    assert_eq!(
+        (blocked["reason"].as_str(), blocked["severity"].as_str()),
+        (Some("NamespaceNotAllowed"), Some("warning"))
+    );
+    let message = blocked["message"].as_str().unwrap();
+    assert!(message.contains(w.namespace("production")) && message.contains("allow-from"), "{message}");
+    // Announced on the transition, not on every look: after a spec change the controller has
+    // reconciled (its status observes the new generation), and there is still one.
+    let before = w.pipelines.get("shop").await.unwrap().metadata.generation;
+    w.pipeline(|_| json!({"soak": "1s"})).await;
+    support::poll("the changed pipeline reconciled", support::DEADLINE, || async {
+        let p = w.pipelines.get("shop").await.ok()?;
+        let observed = p.status?.observed_generation;
+        (p.metadata.generation != before && observed == p.metadata.generation).then_some(())
+    })
+    .await;
+    assert_eq!(receiver.received().len(), 3, "{:#?}", receiver.received());
 }

@@ -26,11 +26,14 @@ pub enum Kind {
     RollingBack,
     /// A rollback finished: the environment runs the restored release again.
     RolledBack,
+    /// A release cannot enter an environment whose namespace the controller may not deploy to.
+    Blocked,
+    /// A rollback requested with `conveyor rollback` was refused (the message says why).
+    RollbackRefused,
 }
 
 impl Kind {
-    /// The kind a planner Event announces; `None` for Events that are not about a deployment's
-    /// course (`NamespaceNotAllowed`, `RollbackRefused`: answers to configuration and requests).
+    /// The kind a planner Event announces; `None` for any other Event.
     pub fn of(event: &plan::Event) -> Option<Self> {
         Some(match event.reason {
             "Deploying" => Self::DeployStarted,
@@ -43,6 +46,8 @@ impl Kind {
             "RollingBack" if event.warning => Self::Failed,
             "RollingBack" => Self::RollingBack,
             "RolledBack" => Self::RolledBack,
+            "NamespaceNotAllowed" => Self::Blocked,
+            "RollbackRefused" => Self::RollbackRefused,
             _ => return None,
         })
     }
@@ -57,6 +62,8 @@ impl Kind {
             Self::Failed => "failed",
             Self::RollingBack => "rolling_back",
             Self::RolledBack => "rolled_back",
+            Self::Blocked => "blocked",
+            Self::RollbackRefused => "rollback_refused",
         }
     }
 
@@ -70,6 +77,8 @@ impl Kind {
             Self::Failed => "Failed",
             Self::RollingBack => "Rolling back",
             Self::RolledBack => "Rolled back",
+            Self::Blocked => "Blocked",
+            Self::RollbackRefused => "Rollback refused",
         }
     }
 }
@@ -241,7 +250,7 @@ mod tests {
     }
 
     #[test]
-    fn every_deployment_event_is_announced_and_only_those() {
+    fn every_event_about_a_deployment_or_a_request_is_announced_and_only_those() {
         let cases = [
             ("Deploying", false, Some(Kind::DeployStarted)),
             ("Promoting", false, Some(Kind::Promoted)),
@@ -254,8 +263,10 @@ mod tests {
             ("RollingBack", false, Some(Kind::RollingBack)),
             ("RolledBack", true, Some(Kind::RolledBack)),
             ("RolledBack", false, Some(Kind::RolledBack)),
-            ("NamespaceNotAllowed", true, None),
-            ("RollbackRefused", true, None),
+            ("NamespaceNotAllowed", true, Some(Kind::Blocked)),
+            ("RollbackRefused", true, Some(Kind::RollbackRefused)),
+            ("Paused", false, None),
+            ("", true, None),
         ];
         for (reason, warning, kind) in cases {
             assert_eq!(Kind::of(&event(reason, warning, "shop-1.0.0", "m")), kind, "{reason} warning={warning}");
@@ -265,7 +276,17 @@ mod tests {
     #[test]
     fn kinds_are_named_alike_in_payloads_and_logs() {
         use Kind::*;
-        for kind in [DeployStarted, Promoted, Healthy, AwaitingApproval, Failed, RollingBack, RolledBack] {
+        for kind in [
+            DeployStarted,
+            Promoted,
+            Healthy,
+            AwaitingApproval,
+            Failed,
+            RollingBack,
+            RolledBack,
+            Blocked,
+            RollbackRefused,
+        ] {
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
         }
     }
