@@ -323,6 +323,20 @@ mod tests {
         (addr, seen)
     }
 
+    /// A server that accepts connections and never answers; each connection is handed over
+    /// (and so kept open) through the receiver.
+    async fn hanging_server() -> (std::net::SocketAddr, tokio::sync::mpsc::Receiver<tokio::net::TcpStream>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (accepted, held) = tokio::sync::mpsc::channel(8);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let _ = accepted.send(stream).await;
+            }
+        });
+        (addr, held)
+    }
+
     async fn until(what: &str, mut done: impl FnMut() -> bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while !done() {
@@ -386,15 +400,7 @@ mod tests {
 
     #[tokio::test]
     async fn drain_gives_up_on_a_receiver_that_hangs_after_the_grace() {
-        // A receiver that accepts and never answers.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (accepted, mut held) = tokio::sync::mpsc::channel(8);
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let _ = accepted.send(stream).await;
-            }
-        });
+        let (addr, mut held) = hanging_server().await;
         let notifier = Notifier::with(
             &[webhook(addr)],
             Duration::from_secs(3600),
@@ -411,15 +417,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_drops_instead_of_waiting() {
-        // A receiver that accepts and never answers: its task stays on the first notification.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (accepted, mut held) = tokio::sync::mpsc::channel(8);
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let _ = accepted.send(stream).await;
-            }
-        });
+        // Its task stays on the first notification.
+        let (addr, mut held) = hanging_server().await;
         let metrics = Arc::new(Metrics::new());
         let notifier =
             Notifier::with(&[webhook(addr)], Duration::from_secs(3600), Policy::default(), 1, metrics.clone()).unwrap();
