@@ -32,10 +32,7 @@ tests/control-plane.sh install
 run_dir=$(mktemp -d -t conveyor-capture-XXXXXX)
 pids=()
 cleanup() {
-  local i
-  for (( i=${#pids[@]}-1; i>=0; i-- )); do
-    { kill "${pids[i]}" 2>/dev/null && wait "${pids[i]}" 2>/dev/null; } || true
-  done
+  stop_newest_first "${pids[@]}"
   tests/control-plane.sh stop "$run_dir"
   rm -rf "$(dirname "$bin")" "$run_dir"
 }

@@ -40,11 +40,8 @@ run_dir=$(mktemp -d -t conveyor-demo-XXXXXX)
 pids=()
 finished=0
 cleanup() {
-  local i
   # Newest first: the kubelet, the controller, Prometheus, the stand-in.
-  for (( i=${#pids[@]}-1; i>=0; i-- )); do
-    { kill "${pids[i]}" 2>/dev/null && wait "${pids[i]}" 2>/dev/null; } || true
-  done
+  stop_newest_first "${pids[@]}"
   tests/control-plane.sh stop "$run_dir"
   # The logs and data of a run that went wrong stay for a look.
   if [ "$finished" = 1 ]; then rm -rf "$run_dir"; else printf 'logs and data kept in %s\n' "$run_dir" >&2; fi

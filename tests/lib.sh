@@ -93,3 +93,12 @@ example_repo() {
   git -C "$repo" add deploy
   git -C "$repo" commit -q -m "feat: checkout service with settings"
 }
+
+# Stops the background processes whose pids are the arguments, newest (last) first, so that
+# each is gone before what it depends on (a kubelet before the controller, before the server).
+stop_newest_first() {
+  local pids=("$@") i
+  for (( i=${#pids[@]}-1; i>=0; i-- )); do
+    { kill "${pids[i]}" 2>/dev/null && wait "${pids[i]}" 2>/dev/null; } || true
+  done
+}
